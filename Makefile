@@ -1,0 +1,56 @@
+# adstream: the front door. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+APP_STAMP := $(VENV)/.installed
+KAFKA_STAMP := lib/kafka/.fetched
+
+.PHONY: help setup run test test-unit lint format bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(APP_STAMP) $(KAFKA_STAMP) ## Install whatever is missing (Python env, Kafka jars)
+
+$(APP_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "adstream: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	@echo "adstream: creating $(VENV) (Python packages from PyPI)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(KAFKA_STAMP): pom.xml
+	@command -v mvn >/dev/null || { echo "adstream: mvn not found; install Maven"; exit 1; }
+	@echo "adstream: fetching the Kafka broker jars from Maven Central into lib/kafka"
+	rm -rf lib/kafka
+	mvn --batch-mode --quiet -P kafka dependency:copy-dependencies \
+		-DoutputDirectory=lib/kafka -DincludeScope=runtime
+	@touch $@
+
+run: setup ## Run the main job with local defaults (Ctrl-C stops)
+	$(BIN)/adstream run
+
+test: setup ## Run the whole test suite (unit and integration)
+	$(BIN)/pytest
+
+test-unit: setup ## Run the fast tests only (no JVM)
+	$(BIN)/pytest -m "not integration"
+
+lint: setup ## Lint, format check and type check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: setup ## Format the code
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: setup ## Benchmarks (results in docs/benchmarks.md)
+	$(BIN)/python bench/generator_throughput.py
+
+clean: ## Remove environments, jars and local data
+	rm -rf $(VENV) lib .adstream .pytest_cache .mypy_cache .ruff_cache

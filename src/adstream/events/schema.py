@@ -1,0 +1,48 @@
+"""The two input event schemas (SPEC section 2), written once.
+
+Every engine-specific schema (Flink DDL, Spark StructType, Iceberg schema) is derived from
+these tuples or tested against them.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, Literal
+
+FieldKind = Literal["id", "string", "timestamp", "price"]
+"""`id`: required non-empty string; `string`: optional string (null when absent);
+`timestamp`: required event-time string; `price`: required JSON number in (0, 10000]."""
+
+MIN_PRICE_EXCLUSIVE: Final = Decimal(0)
+MAX_PRICE: Final = Decimal(10000)
+PRICE_SCALE: Final = 6
+"""Money is decimal(18, 6) everywhere."""
+MAX_RAW_PAYLOAD_BYTES: Final = 64 * 1024
+"""Rejected records keep their raw payload truncated to this size."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an input event."""
+
+    name: str
+    kind: FieldKind
+
+    @property
+    def required(self) -> bool:
+        """Whether a record without this field (or with null) is invalid."""
+        return self.kind != "string"
+
+
+_COMMON: Final = (
+    Field("ad_id", "id"),
+    Field("impression_id", "id"),
+    Field("campaign_id", "id"),
+    Field("publisher_id", "id"),
+    Field("event_time", "timestamp"),
+    Field("device_type", "string"),
+    Field("geo_location", "string"),
+    Field("platform", "string"),
+)
+
+IMPRESSION_FIELDS: Final = (*_COMMON, Field("ad_type", "string"), Field("bid_price", "price"))
+CLICK_FIELDS: Final = (*_COMMON, Field("click_price", "price"))

@@ -1,0 +1,1 @@
+"""Realistic, deterministic mock ad traffic (SPEC section 8)."""

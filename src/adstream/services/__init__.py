@@ -1,0 +1,1 @@
+"""Local services adstream runs itself (SPEC section 1): start, wait until ready, stop."""

@@ -1,0 +1,102 @@
+"""Kafka client configuration, in one place, for every producer, consumer and admin client."""
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from adstream.errors import AdstreamError
+from adstream.events.outcomes import ALL_TOPICS
+from adstream.settings import Settings
+
+log = logging.getLogger(__name__)
+_client_log = logging.getLogger("adstream.librdkafka")
+_client_log.setLevel(logging.CRITICAL)  # `--debug` lowers it
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    # librdkafka's own log lines go to a logger shown only with --debug, so a user sees
+    # one clear line from us instead of a stream of connection retries.
+    return {"bootstrap.servers": settings.bootstrap_servers, "logger": _client_log}
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """An idempotent, batching producer: no duplicates on retry, delivery errors reported."""
+    return {
+        **_common(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 500_000,
+        "delivery.report.only.error": True,
+    }
+
+
+def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
+    """A consumer that sees committed data only (read_committed) from the earliest offset."""
+    return {
+        **_common(settings),
+        "group.id": group_id,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An admin client for the configured cluster."""
+    return AdminClient(_common(settings))
+
+
+def broker_reachable(settings: Settings, timeout: float = 2.0) -> bool:
+    """Whether a broker answers a metadata request within `timeout` seconds."""
+    try:
+        admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return True
+
+
+def require_broker(settings: Settings) -> None:
+    """Raise a clear error when no broker answers at the configured address."""
+    if not broker_reachable(settings, timeout=5.0):
+        hint = "start it with `adstream up`" if settings.uses_local_kafka else "check the address"
+        raise AdstreamError(f"Kafka is not reachable at {settings.bootstrap_servers}; {hint}")
+
+
+def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> list[str]:
+    """Create the missing topics with the configured partition count; return those created."""
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=30).topics)
+    missing = [topic for topic in topics if topic not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)
+            for topic in missing
+        ],
+        operation_timeout=30,
+    )
+    for topic, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise AdstreamError(
+                    f"could not create topic {topic}: {error.args[0].str()}"
+                ) from error
+    return missing
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """The topics of the cluster with their partition counts (internal topics left out)."""
+    metadata = admin_client(settings).list_topics(timeout=10)
+    return {
+        name: len(topic.partitions)
+        for name, topic in sorted(metadata.topics.items())
+        if not name.startswith("__")
+    }

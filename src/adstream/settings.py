@@ -1,0 +1,176 @@
+"""One typed, validated settings object: defaults → adstream.toml → ADSTREAM_* → CLI flags.
+
+Built once by the CLI entry point and passed down; no other module reads the environment.
+"""
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from adstream.errors import AdstreamError
+
+ENV_PREFIX: Final = "ADSTREAM_"
+DEFAULT_CONFIG_FILE: Final = Path("adstream.toml")
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Every setting of adstream. Each field is also an `ADSTREAM_<NAME>` variable and a flag."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    # Where things live.
+    data_dir: Path = Field(Path(".adstream"), description="Data directory of this instance.")
+    lib_dir: Path = Field(
+        PROJECT_ROOT / "lib", description="Folder of the jars fetched by `make setup`."
+    )
+
+    # Event streams.
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Use this Kafka cluster instead of the local broker (host:port,...)."
+    )
+    kafka_host: str = Field("127.0.0.1", description="Address the local broker binds to.")
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Port of the local broker.")
+    kafka_controller_port: int = Field(
+        9093, ge=1, le=65535, description="KRaft controller port of the local broker."
+    )
+    kafka_heap: str = Field("1g", pattern=r"^\d+[mg]$", description="Java heap of the broker.")
+    topic_partitions: int = Field(2, ge=1, le=64, description="Partitions per topic.")
+    startup_timeout: timedelta = Field(
+        timedelta(minutes=3), description="How long to wait for a service to come up."
+    )
+
+    # Generator (SPEC section 8).
+    seed: int = Field(1, description="Seed of the generator: the same seed gives the same events.")
+    rate: float = Field(
+        1000.0, ge=0.0, description="Events per second to produce; 0 = as fast as possible."
+    )
+    events: int | None = Field(None, ge=0, description="Stop after this many events.")
+    duration: timedelta | None = Field(None, description="Stop after this long (seconds).")
+    start_time: datetime | None = Field(
+        None, description="Event time of the first event (UTC); default: now."
+    )
+    event_time_rate: float = Field(
+        1000.0,
+        gt=0.0,
+        description="Events per second of event time when --rate is 0 (unthrottled).",
+    )
+    out_of_order_fraction: float = Field(
+        0.02, ge=0, le=1, description="Share of events delayed by less than the out-of-orderness."
+    )
+    late_fraction: float = Field(
+        0.001, ge=0, le=1, description="Share of events delayed far behind the watermark."
+    )
+    duplicate_impression_fraction: float = Field(
+        0.005, ge=0, le=1, description="Share of impressions sent twice with different times."
+    )
+    duplicate_click_fraction: float = Field(
+        0.01, ge=0, le=1, description="Share of clicks sent twice."
+    )
+    orphan_click_fraction: float = Field(
+        0.005, ge=0, le=1, description="Clicks without an impression, as a share of all clicks."
+    )
+    invalid_fraction: float = Field(
+        0.001, ge=0, le=1, description="Share of events replaced by an invalid record."
+    )
+
+    # Join semantics (SPEC section 3).
+    attribution_window: timedelta = Field(
+        timedelta(minutes=10), description="Attribution window W (seconds)."
+    )
+    out_of_orderness: timedelta = Field(
+        timedelta(seconds=5), description="Watermark out-of-orderness D (seconds)."
+    )
+    idle_timeout: timedelta = Field(
+        timedelta(seconds=10), description="Source idle timeout (seconds)."
+    )
+    future_bound: timedelta = Field(
+        timedelta(hours=1),
+        description="Events further ahead of the clock than this are future_timestamp (seconds).",
+    )
+
+    @field_validator("start_time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "Settings":
+        if self.kafka_port == self.kafka_controller_port:
+            raise ValueError("kafka_port and kafka_controller_port must differ")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The Kafka bootstrap servers clients connect to."""
+        return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        """Whether adstream runs the broker itself (no external cluster configured)."""
+        return self.kafka_bootstrap_servers is None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init) win over the environment; the settings file is merged by `load`."""
+        return (init_settings, env_settings)
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build the settings: defaults, then the settings file, then ADSTREAM_*, then flags.
+
+    Args:
+        config_file: the settings file; None means `./adstream.toml` when it exists.
+        **flags: values given on the command line; None means "not given".
+
+    Raises:
+        AdstreamError: the file cannot be read or a value is invalid (one clear line).
+    """
+    file_values = _read_config_file(config_file)
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        from_env_and_flags = Settings(**given)
+        env_and_flags = from_env_and_flags.model_dump(exclude_unset=True)
+        return Settings.model_validate({**file_values, **env_and_flags})
+    except ValidationError as error:
+        raise AdstreamError(_describe(error)) from error
+
+
+def _read_config_file(config_file: Path | None) -> dict[str, Any]:
+    path = config_file or DEFAULT_CONFIG_FILE
+    if config_file is None and not path.exists():
+        return {}
+    try:
+        with path.open("rb") as file:
+            values = tomllib.load(file)
+    except FileNotFoundError as error:
+        raise AdstreamError(f"settings file {path} does not exist") from error
+    except tomllib.TOMLDecodeError as error:
+        raise AdstreamError(f"settings file {path} is not valid TOML: {error}") from error
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise AdstreamError(f"settings file {path}: unknown setting {unknown[0]!r}")
+    return values
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "settings"
+    return f"invalid setting {name} ({ENV_PREFIX}{name.upper()}): {first['msg']}"

@@ -1,0 +1,63 @@
+"""Shared fixtures: isolation from the developer's settings, and real services per session."""
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adstream.settings import ENV_PREFIX, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_from_developer_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's ADSTREAM_* variables or ./adstream.toml."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on right now (the OS hands out distinct ephemeral ports)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def instance_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings of a private adstream instance: its own data dir and ports."""
+    port, controller_port = free_ports(2)
+    return load_settings(
+        data_dir=data_dir, kafka_port=port, kafka_controller_port=controller_port, **overrides
+    )
+
+
+def instance_env(settings: Settings) -> dict[str, str]:
+    """The environment a user would set to point the CLI at this instance."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)},
+        "ADSTREAM_DATA_DIR": str(settings.data_dir),
+        "ADSTREAM_KAFKA_PORT": str(settings.kafka_port),
+        "ADSTREAM_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+    }
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real Kafka broker (KRaft) for the whole test session, on its own ports and data dir."""
+    from adstream.services.kafka import KafkaBroker
+
+    settings = instance_settings(tmp_path_factory.mktemp("kafka-session"))
+    broker = KafkaBroker(settings)
+    broker.start()
+    try:
+        yield settings
+    finally:
+        broker.stop()

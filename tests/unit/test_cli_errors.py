@@ -1,0 +1,105 @@
+"""User errors print one clear line and exit non-zero; no traceback unless --debug."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli import adstream
+from tests.conftest import free_ports
+
+
+def assert_one_line_error(result, code: int, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == code, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("adstream: error: ")
+    assert text in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_flag() -> None:
+    assert_one_line_error(adstream("generate", "--rat", "5"), 2, "No such option: --rat")
+
+
+def test_bad_flag_value() -> None:
+    assert_one_line_error(adstream("up", "--kafka-port", "high"), 2, "'--kafka-port'")
+
+
+def test_out_of_range_setting() -> None:
+    assert_one_line_error(
+        adstream("generate", "--late-fraction", "2", "--to", "stdout"),
+        1,
+        "invalid setting late_fraction",
+    )
+
+
+def test_bad_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "adstream.toml").write_text("kafka_port = [\n")
+    assert_one_line_error(adstream("status"), 1, "is not valid TOML")
+
+
+def test_broker_down() -> None:
+    (port,) = free_ports(1)
+    result = adstream("generate", "--events", "10", "--kafka-port", str(port))
+    assert_one_line_error(result, 1, f"Kafka is not reachable at 127.0.0.1:{port}")
+
+
+def test_produce_missing_file() -> None:
+    result = adstream("produce", "--topic", "ad_clicks", "nope.jsonl")
+    assert_one_line_error(result, 2, "nope.jsonl")
+
+
+def test_debug_shows_the_traceback() -> None:
+    (port,) = free_ports(1)
+    result = adstream("--debug", "generate", "--events", "1", "--kafka-port", str(port))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "generate", "produce", "run"])
+def test_every_command_has_help_naming_environment_variables(command: str) -> None:
+    result = adstream(command, "--help")
+    assert result.returncode == 0
+    assert "--data-dir" in result.stdout
+    assert "ADSTREAM_DATA_DIR" in result.stdout
+
+
+def test_generate_to_stdout_is_deterministic() -> None:
+    args = (
+        "generate",
+        "--to",
+        "stdout",
+        "--rate",
+        "0",
+        "--events",
+        "500",
+        "--start-time",
+        "2026-11-01T00:00:00Z",
+        "--seed",
+        "9",
+    )
+    first, second = adstream(*args), adstream(*args)
+    assert first.returncode == 0, first.stderr
+    assert len(first.stdout.splitlines()) == 500
+    assert first.stdout == second.stdout
+
+
+def test_generate_to_files(tmp_path: Path) -> None:
+    result = adstream(
+        "generate",
+        "--to",
+        "file",
+        "--output",
+        str(tmp_path / "out"),
+        "--rate",
+        "0",
+        "--events",
+        "3000",
+        "--start-time",
+        "2026-11-01T00:00:00",
+    )
+    assert result.returncode == 0, result.stderr
+    impressions = (tmp_path / "out" / "ad_impressions.jsonl").read_text().splitlines()
+    clicks = (tmp_path / "out" / "ad_clicks.jsonl").read_text().splitlines()
+    assert len(impressions) + len(clicks) == 3000
+    assert all('"bid_price"' in line for line in impressions[:100])
