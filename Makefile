@@ -27,7 +27,7 @@ $(KAFKA_STAMP): pom.xml
 	@command -v mvn >/dev/null || { echo "adstream: mvn not found; install Maven"; exit 1; }
 	@echo "adstream: fetching the Kafka broker jars from Maven Central into lib/kafka"
 	rm -rf lib/kafka
-	mvn --batch-mode --quiet -P kafka dependency:copy-dependencies \
+	mvn --batch-mode --quiet -Dstyle.color=never -P kafka dependency:copy-dependencies \
 		-DoutputDirectory=lib/kafka -DincludeScope=runtime
 	@touch $@
 

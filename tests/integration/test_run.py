@@ -27,12 +27,14 @@ def test_run_shows_progress_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         line = process.stderr.readline()
+        if not line:  # the command ended before showing progress
+            break
         lines.append(line)
         if " clicks, " in line:  # a live progress line
             break
-    else:
+    if not lines or " clicks, " not in lines[-1]:
         process.kill()
-        pytest.fail(f"no progress line: {lines}")
+        pytest.fail(f"no progress line: {lines[-5:]}")
 
     process.send_signal(signal.SIGINT)
     _, rest = process.communicate(timeout=180)
