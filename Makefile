@@ -7,13 +7,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.installed
 KAFKA_STAMP := lib/kafka/.fetched
+FLINK_VENV := .venv-flink
+FLINK_STAMP := $(FLINK_VENV)/.installed
+FLINK_JARS_STAMP := lib/flink/.fetched
+MVN := mvn --batch-mode --quiet -Dstyle.color=never
 
 .PHONY: help setup run test test-unit lint format bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(APP_STAMP) $(KAFKA_STAMP) ## Install whatever is missing (Python env, Kafka jars)
+setup: $(APP_STAMP) $(FLINK_STAMP) $(KAFKA_STAMP) $(FLINK_JARS_STAMP) ## Install whatever is missing
 
 $(APP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "adstream: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -23,12 +27,19 @@ $(APP_STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-$(KAFKA_STAMP): pom.xml
+$(FLINK_STAMP): requirements-flink.txt pyproject.toml
+	@echo "adstream: creating $(FLINK_VENV) for the Flink job (apache-flink from PyPI)"
+	$(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_VENV)/bin/pip install --quiet --upgrade pip
+	$(FLINK_VENV)/bin/pip install --quiet -r requirements-flink.txt
+	$(FLINK_VENV)/bin/pip install --quiet --no-deps -e .
+	@touch $@
+
+lib/%/.fetched: pom.xml
 	@command -v mvn >/dev/null || { echo "adstream: mvn not found; install Maven"; exit 1; }
-	@echo "adstream: fetching the Kafka broker jars from Maven Central into lib/kafka"
-	rm -rf lib/kafka
-	mvn --batch-mode --quiet -Dstyle.color=never -P kafka dependency:copy-dependencies \
-		-DoutputDirectory=lib/kafka -DincludeScope=runtime
+	@echo "adstream: fetching the $* jars from Maven Central into lib/$*"
+	rm -rf lib/$*
+	$(MVN) -P $* dependency:copy-dependencies -DoutputDirectory=lib/$* -DincludeScope=runtime
 	@touch $@
 
 run: setup ## Run the main job with local defaults (Ctrl-C stops)
@@ -53,4 +64,4 @@ bench: setup ## Benchmarks (results in docs/benchmarks.md)
 	$(BIN)/python bench/generator_throughput.py
 
 clean: ## Remove environments, jars and local data
-	rm -rf $(VENV) lib .adstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLINK_VENV) lib .adstream .pytest_cache .mypy_cache .ruff_cache

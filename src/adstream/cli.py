@@ -209,6 +209,38 @@ def produce(context: click.Context, /, topic: str, file: Any, **flags: Any) -> N
     )
 
 
+JOIN: Final = (
+    *CONNECTION,
+    "lib_dir",
+    "attribution_window",
+    "out_of_orderness",
+    "idle_timeout",
+    "future_bound",
+    "checkpoint_interval",
+    "dedup_horizon",
+    "join_parallelism",
+    "flink_python",
+)
+
+
+@cli.command()
+@settings_options(*JOIN)
+@click.option(
+    "--bounded",
+    is_flag=True,
+    help="Process what the input topics hold now, flush every pending result, commit, exit.",
+)
+@click.pass_context
+def join(context: click.Context, /, bounded: bool, **flags: Any) -> None:
+    """Run the Flink join (SPEC section 3): every input record to exactly one outcome topic.
+
+    Restarts resume from the latest checkpoint in the data directory.
+    """
+    from adstream.join.launcher import run_join
+
+    run_join(build_settings(context, flags), bounded=bounded)
+
+
 @cli.command()
 @settings_options(*BROKER, *GENERATOR[:-2])
 @click.pass_context

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
         timedelta(hours=1),
         description="Events further ahead of the clock than this are future_timestamp (seconds).",
     )
+    checkpoint_interval: timedelta = Field(
+        timedelta(seconds=5), description="Flink checkpoint (and commit) interval (seconds)."
+    )
+    dedup_horizon: timedelta = Field(
+        timedelta(hours=1),
+        description="How long the join remembers an impression_id for deduplication (seconds).",
+    )
+    join_parallelism: int = Field(1, ge=1, le=64, description="Parallelism of the join job.")
+    flink_python: Path = Field(
+        PROJECT_ROOT / ".venv-flink" / "bin" / "python",
+        description="Python of the Flink environment (made by `make setup`).",
+    )
 
     @field_validator("start_time")
     @classmethod

@@ -16,6 +16,7 @@ from adstream.services.kafka_client import consumer_config, topic_partitions
 from adstream.settings import Settings
 from tests.cli import adstream
 from tests.conftest import instance_env, instance_settings
+from tests.join_harness import recreate_topics
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,7 @@ def test_generated_events_arrive_intact_and_keyed_by_impression_id(kafka: Settin
             "start_time": datetime(2026, 11, 1, tzinfo=UTC),
         }
     )
+    recreate_topics(settings, partitions=2)
     report = generate(settings, KafkaSink(settings, INPUT_TOPICS))
     assert report.events == 50_000
 
@@ -128,7 +130,8 @@ def test_second_instance_side_by_side_then_down(kafka: Settings, tmp_path: Path)
 
 
 def test_produce_replays_a_file_keyed_by_impression_id(kafka: Settings, tmp_path: Path) -> None:
-    topic = "unmatched_clicks"  # an outcome topic nothing else writes in this session
+    topic = "unmatched_clicks"
+    recreate_topics(kafka, partitions=2)
     lines = [
         json.dumps({"impression_id": "imp-a", "click_price": 1.5}),
         "",

@@ -5,7 +5,7 @@ these tuples or tested against them.
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, Literal
 
 FieldKind = Literal["id", "string", "timestamp", "price"]
@@ -16,8 +16,14 @@ MIN_PRICE_EXCLUSIVE: Final = Decimal(0)
 MAX_PRICE: Final = Decimal(10000)
 PRICE_SCALE: Final = 6
 """Money is decimal(18, 6) everywhere."""
+_MONEY_QUANTUM: Final = Decimal(1).scaleb(-PRICE_SCALE)
 MAX_RAW_PAYLOAD_BYTES: Final = 64 * 1024
 """Rejected records keep their raw payload truncated to this size."""
+
+
+def money(value: Decimal) -> Decimal:
+    """A price as stored: decimal(18, 6), rounded half-up."""
+    return value.quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Kafka client configuration, in one place, for every producer, consumer and admin client."""
 
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from adstream.errors import AdstreamError
@@ -100,3 +102,64 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
         for name, topic in sorted(metadata.topics.items())
         if not name.startswith("__")
     }
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A committed record of a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+
+
+def read_topic(settings: Settings, topic: str, idle_timeout: float = 30.0) -> list[StoredRecord]:
+    """Every committed record of `topic` up to its current end (read_committed), in order."""
+    consumer = Consumer(
+        {**consumer_config(settings, "adstream-reader"), "enable.partition.eof": False}
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        if metadata.error is not None:
+            raise AdstreamError(f"cannot read topic {topic}: {metadata.error.str()}")
+        partitions = [TopicPartition(topic, p, 0) for p in sorted(metadata.partitions)]
+        ends = {
+            tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions
+        }
+        consumer.assign(partitions)
+        records: list[StoredRecord] = []
+        last_progress = time.monotonic()
+        while not _caught_up(consumer, partitions, ends):
+            messages = consumer.consume(num_messages=10_000, timeout=1.0)
+            if messages:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > idle_timeout:
+                break  # an open transaction holds the end back: stop at what is committed
+            for message in messages:
+                if message.error() is not None:
+                    raise AdstreamError(f"reading {topic}: {message.error().str()}")
+                records.append(
+                    StoredRecord(
+                        topic,
+                        message.partition(),
+                        message.offset(),
+                        message.timestamp()[1],
+                        message.key(),
+                        message.value(),
+                    )
+                )
+        return records
+    finally:
+        consumer.close()
+
+
+def _caught_up(consumer: Consumer, partitions: list[TopicPartition], ends: dict[int, int]) -> bool:
+    # A position below 0 means nothing was fetched yet from that partition.
+    return all(
+        position.offset >= ends[position.partition]
+        for position in consumer.position(partitions)
+        if ends[position.partition] > 0
+    )

@@ -1,0 +1,375 @@
+"""The join stage through the real Flink job (SPEC sections 2-4), one row per rule."""
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adstream.events.outcomes import Stream
+from adstream.events.reference import recompute
+from adstream.generator.runner import generate
+from adstream.generator.sinks import KafkaSink
+from adstream.settings import Settings
+from tests.join_harness import (
+    JoinOutputs,
+    join_settings,
+    produce,
+    recreate_topics,
+    run_bounded_join,
+    source_records,
+)
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def at(slot: int, seconds: float, *, z: bool = True) -> str:
+    """Event time `seconds` into the case's own hour (cases never share a watermark window)."""
+    moment = START + timedelta(hours=slot, seconds=seconds)
+    return (
+        moment.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}"
+        + ("Z" if z else "")
+    )
+
+
+def impression(iid: str, time: str, **changes: Any) -> dict[str, Any]:
+    record = {
+        "ad_id": "ad-1",
+        "impression_id": iid,
+        "campaign_id": "cmp-1",
+        "publisher_id": "pub-1",
+        "event_time": time,
+        "device_type": "phone",
+        "geo_location": "US",
+        "platform": "iOS",
+        "ad_type": "video",
+        "bid_price": 12.5,
+    }
+    return {**record, **changes}
+
+
+def click(iid: str, time: str, **changes: Any) -> dict[str, Any]:
+    record = {
+        "ad_id": "ad-1",
+        "impression_id": iid,
+        "campaign_id": "cmp-1",
+        "publisher_id": "pub-1",
+        "event_time": time,
+        "device_type": "phone",
+        "geo_location": "US",
+        "platform": "iOS",
+        "click_price": 0.4,
+    }
+    return {**record, **changes}
+
+
+@dataclass(frozen=True)
+class Record:
+    stream: Stream
+    value: dict[str, Any] | str
+    expected: str  # the outcome: unique, attributed, unmatched, or a rejection reason
+
+    @property
+    def raw(self) -> str:
+        return self.value if isinstance(self.value, str) else json.dumps(self.value)
+
+
+def I(value: dict[str, Any] | str, expected: str) -> Record:  # noqa: E743
+    return Record("impressions", value, expected)
+
+
+def C(value: dict[str, Any] | str, expected: str) -> Record:
+    return Record("clicks", value, expected)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    records: list[Record] = field(default_factory=list)  # in arrival order
+
+
+def cases() -> list[Case]:
+    rows: list[Case] = []
+
+    def case(name: str, *records: Record) -> None:
+        rows.append(Case(name, list(records)))
+
+    s = 0  # slot of the next case: each case lives in its own hour of event time
+
+    def slot() -> int:
+        nonlocal s
+        s += 1
+        return s
+
+    k = slot()
+    case(
+        "on time",
+        I(impression("on-time", at(k, 0)), "unique"),
+        C(click("on-time", at(k, 5)), "attributed"),
+    )
+    k = slot()
+    case(
+        "click at the impression time (window start)",
+        I(impression("edge-start", at(k, 0)), "unique"),
+        C(click("edge-start", at(k, 0)), "attributed"),
+    )
+    k = slot()
+    case(
+        "click exactly W after (window end)",
+        I(impression("edge-end", at(k, 0)), "unique"),
+        C(click("edge-end", at(k, 600)), "attributed"),
+    )
+    k = slot()
+    case(
+        "one millisecond past the window",
+        I(impression("past", at(k, 0)), "unique"),
+        C(click("past", at(k, 600.001)), "unmatched"),
+    )
+    k = slot()
+    case(
+        "click before its impression",
+        C(click("before", at(k, 0)), "unmatched"),
+        I(impression("before", at(k, 1)), "unique"),
+    )
+    k = slot()
+    case(
+        "out of order within D",
+        I(impression("ooo-a", at(k, 4.9)), "unique"),
+        C(click("ooo-b", at(k, 4.9)), "attributed"),
+        I(impression("ooo-b", at(k, 0)), "unique"),  # arrives 4.9 s behind: not late
+        C(click("ooo-a", at(k, 5)), "attributed"),
+    )
+    k = slot()
+    case(
+        "duplicate impressions with different times",
+        I(impression("dup-imp", at(k, 2)), "duplicate_impression"),
+        I(impression("dup-imp", at(k, 0), ad_type="banner"), "unique"),  # earliest wins
+        I(impression("dup-imp", at(k, 2)), "duplicate_impression"),
+        C(click("dup-imp", at(k, 1)), "attributed"),
+    )
+    k = slot()
+    case(
+        "several clicks on one impression",
+        I(impression("multi", at(k, 0)), "unique"),
+        C(click("multi", at(k, 2)), "duplicate_click"),
+        C(click("multi", at(k, 1), click_price=0.25), "attributed"),  # earliest, arrives 2nd
+        C(click("multi", at(k, 3)), "duplicate_click"),
+        C(click("multi", at(k, 1)), "duplicate_click"),
+    )  # same time: arrival order decides
+    k = slot()
+    case("orphan click", C(click("no-such-impression", at(k, 0)), "unmatched"))
+    k = slot()
+    case(
+        "very late impression",
+        I(impression("late-imp-advance", at(k, 100)), "unique"),
+        I(impression("late-imp", at(k, 10)), "late_event"),
+        C(click("late-imp", at(k, 20)), "unmatched"),
+    )
+    k = slot()
+    case(
+        "very late click",
+        I(impression("late-click", at(k, 0)), "unique"),
+        C(click("late-click-advance", at(k, 200)), "unmatched"),
+        C(click("late-click", at(k, 5)), "late_event"),
+    )
+    k = slot()
+    case(
+        "malformed JSON",
+        I('{"ad_id": "ad-1", "impression_id": ', "malformed_json"),
+        C("not json at all", "malformed_json"),
+        C("[1, 2, 3]", "malformed_json"),
+    )
+    case(
+        "missing fields",
+        I(impression("miss", at(k, 0), ad_id=None), "missing_field"),
+        C(
+            {
+                "ad_id": "a",
+                "campaign_id": "c",
+                "publisher_id": "p",
+                "event_time": at(k, 1),
+                "click_price": 1,
+            },
+            "missing_field",
+        ),
+        I(
+            {k2: v for k2, v in impression("miss2", at(k, 0)).items() if k2 != "bid_price"},
+            "missing_field",
+        ),
+        C(click("miss3", at(k, 1), campaign_id=""), "missing_field"),
+    )
+    case(
+        "wrong types",
+        I(impression("type1", at(k, 0), bid_price="12.5"), "invalid_type"),
+        C(click("type2", at(k, 1), ad_id=42), "invalid_type"),
+        C(click("type3", at(k, 1), click_price=True), "invalid_type"),
+        I(impression("type4", at(k, 0), platform={"os": "ios"}), "invalid_type"),
+    )
+    case(
+        "bad prices",
+        I(impression("price1", at(k, 0), bid_price=0), "invalid_price"),
+        C(click("price2", at(k, 1), click_price=-1.5), "invalid_price"),
+        I(impression("price3", at(k, 0), bid_price=10000.01), "invalid_price"),
+    )
+    case(
+        "unparseable timestamps",
+        I(impression("ts1", "yesterday"), "invalid_timestamp"),
+        C(click("ts2", "2026-02-30T10:00:00Z"), "invalid_timestamp"),
+        C(click("ts3", "2026-11-01 01:00:00"), "invalid_timestamp"),
+    )
+    case(
+        "future timestamp",
+        C(click("future", "2099-01-01T00:00:00Z"), "future_timestamp"),
+        I(impression("future-imp", "2099-01-01T00:00:00.000"), "future_timestamp"),
+    )
+    k = slot()
+    case(
+        "both valid timestamp spellings",
+        I(impression("spell", at(k, 0, z=False)[:19]), "unique"),  # no fraction, no Z
+        C(click("spell", at(k, 1.5)[:-1] + "999999Z"), "attributed"),
+    )  # 9 digits, truncated
+    k = slot()
+    case(
+        "closing event: moves every watermark past the last case",
+        I(impression("closing", at(k, 0)), "unique"),
+        C(click("closing", at(k, 0)), "attributed"),
+    )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def case_outputs(
+    kafka: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[Record], JoinOutputs, Settings]:
+    settings = join_settings(kafka, tmp_path_factory.mktemp("join-cases"))
+    recreate_topics(settings, partitions=1)  # arrival order is the order below
+    records = [record for case in cases() for record in case.records]
+    produce(settings, [(r.stream, r.raw, None) for r in records])
+    return records, run_bounded_join(settings), settings
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
+def test_every_record_gets_its_outcome(
+    case: Case, case_outputs: tuple[list[Record], JoinOutputs, Settings]
+) -> None:
+    records, outputs, _ = case_outputs
+    offsets: dict[Stream, int] = Counter()
+    attributed = {row["click_time"] for row in outputs.joined}
+    for record in records:
+        offset = offsets[record.stream]
+        offsets[record.stream] += 1
+        if record not in case.records:
+            continue
+        found = outputs.outcome_of(record.stream, 0, offset)
+        if record.expected == "attributed":
+            assert found == [], (record, found)
+            assert isinstance(record.value, dict)
+            assert _iso(record.value["event_time"]) in attributed, record
+        else:
+            assert found == [record.expected], (record, found)
+
+
+def test_joined_rows_are_exact(case_outputs: tuple[list[Record], JoinOutputs, Settings]) -> None:
+    _, outputs, _ = case_outputs
+    rows = {row["impression_id"]: row for row in outputs.joined}
+    assert rows["dup-imp"]["impression_time"] == "2026-11-01T07:00:00.000Z"
+    assert rows["dup-imp"]["ad_type"] == "banner"  # dimensions of the earliest impression
+    assert rows["multi"] == {
+        "ad_id": "ad-1",
+        "impression_id": "multi",
+        "campaign_id": "cmp-1",
+        "publisher_id": "pub-1",
+        "impression_time": "2026-11-01T08:00:00.000Z",
+        "click_time": "2026-11-01T08:00:01.000Z",
+        "geo_location": "US",
+        "platform": "iOS",
+        "device_type": "phone",
+        "ad_type": "video",
+        "bid_price": Decimal("12.500000"),
+        "click_price": Decimal("0.250000"),
+    }
+    assert rows["spell"]["click_time"] == "2026-11-01T13:00:01.500Z"  # 9 digits truncated
+    assert len(outputs.joined) == len(rows)  # one row per impression
+
+
+def test_reference_recomputation_agrees_on_the_cases(
+    case_outputs: tuple[list[Record], JoinOutputs, Settings],
+) -> None:
+    _, outputs, settings = case_outputs
+    assert_matches_reference(outputs, settings)
+
+
+def _iso(text: str) -> str:
+    from adstream.events.timestamps import format_event_time, parse_event_time
+
+    parsed = parse_event_time(text)
+    assert parsed is not None
+    return format_event_time(parsed)
+
+
+def assert_matches_reference(outputs: JoinOutputs, settings: Settings) -> None:
+    expected = recompute(
+        source_records(settings),
+        attribution_window_ms=int(settings.attribution_window.total_seconds() * 1000),
+        out_of_orderness_ms=int(settings.out_of_orderness.total_seconds() * 1000),
+        future_bound_ms=int(settings.future_bound.total_seconds() * 1000),
+    )
+    assert Counter(outputs.rejected) == Counter(
+        (r.stream, reason.value, r.partition, r.offset) for r, reason in expected.rejected
+    )
+    assert outputs.unique_impressions == {
+        (r.partition, r.offset) for r in expected.unique_impressions
+    }
+    assert outputs.unmatched_clicks == {(r.partition, r.offset) for r in expected.unmatched_clicks}
+    key = lambda row: (row["impression_id"], row["click_time"])  # noqa: E731
+    assert sorted(outputs.joined, key=key) == sorted(expected.joined, key=key)
+
+
+def test_generated_dataset_matches_the_batch_recomputation(kafka: Settings, tmp_path: Path) -> None:
+    settings = join_settings(
+        kafka,
+        tmp_path / "join-generated",
+        seed=8,
+        rate=0.0,
+        events=200_000,
+        start_time=START,
+        out_of_order_fraction=0.05,
+        late_fraction=0.01,
+        duplicate_impression_fraction=0.03,
+        duplicate_click_fraction=0.05,
+        orphan_click_fraction=0.05,
+        invalid_fraction=0.02,
+    )
+    recreate_topics(settings, partitions=2)
+    from adstream.events.outcomes import INPUT_TOPICS
+
+    generate(settings, KafkaSink(settings, INPUT_TOPICS))
+    outputs = run_bounded_join(settings)
+
+    assert_matches_reference(outputs, settings)
+    inputs = len(source_records(settings))
+    accounted = (
+        len(outputs.joined)
+        + len(outputs.unique_impressions)
+        + len(outputs.unmatched_clicks)
+        + len(outputs.rejected)
+    )
+    assert inputs == accounted == 200_000
+    reasons = Counter(reason for _, reason, _, _ in outputs.rejected)
+    assert all(
+        reasons[r] > 0
+        for r in (
+            "late_event",
+            "duplicate_impression",
+            "duplicate_click",
+            "malformed_json",
+            "future_timestamp",
+        )
+    )

@@ -1,0 +1,117 @@
+"""Run the real join job over crafted or generated input and read back every outcome."""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+
+from adstream.events.outcomes import (
+    ALL_TOPICS,
+    CLICKS_TOPIC,
+    IMPRESSIONS_OUT_TOPIC,
+    IMPRESSIONS_TOPIC,
+    JOINED_TOPIC,
+    REJECTED_EVENTS_TOPIC,
+    UNMATCHED_CLICKS_TOPIC,
+    Stream,
+)
+from adstream.events.reference import SourceRecord
+from adstream.join.launcher import run_join
+from adstream.services.kafka_client import admin_client, producer_config, read_topic
+from adstream.services.process import wait_until
+from adstream.settings import Settings
+
+TOPIC_OF: dict[Stream, str] = {"impressions": IMPRESSIONS_TOPIC, "clicks": CLICKS_TOPIC}
+STREAM_OF = {topic: stream for stream, topic in TOPIC_OF.items()}
+
+
+def recreate_topics(settings: Settings, partitions: int) -> None:
+    """Empty every adstream topic (delete and create), so a test sees only its own records."""
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=30).topics) & set(ALL_TOPICS)
+    if existing:
+        for future in admin.delete_topics(list(existing), operation_timeout=30).values():
+            future.result()
+        wait_until(
+            lambda: not set(admin.list_topics(timeout=30).topics) & set(ALL_TOPICS),
+            timeout=60,
+            what="topics to be deleted",
+        )
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in ALL_TOPICS]
+    for future in admin.create_topics(new, operation_timeout=30).values():
+        future.result()
+
+
+def produce(settings: Settings, records: Iterable[tuple[Stream, str | bytes, str | None]]) -> None:
+    """Send (stream, raw value, key) records in order; wait until all are acknowledged."""
+    producer = Producer(producer_config(settings))
+    for stream, value, key in records:
+        producer.produce(TOPIC_OF[stream], value, key)
+    assert producer.flush(60) == 0
+
+
+def source_records(settings: Settings) -> list[SourceRecord]:
+    """The raw input as the reference recomputation reads it."""
+    return [
+        SourceRecord(STREAM_OF[r.topic], r.partition, r.offset, r.timestamp_ms, r.value)
+        for topic in TOPIC_OF.values()
+        for r in read_topic(settings, topic)
+    ]
+
+
+@dataclass(frozen=True)
+class JoinOutputs:
+    """What the job committed, keyed by the source record each outcome came from."""
+
+    joined: list[dict[str, Any]]
+    unique_impressions: set[tuple[int, int]]
+    unmatched_clicks: set[tuple[int, int]]
+    rejected: list[tuple[str, str, int, int]]  # (stream, reason, partition, offset)
+
+    def outcome_of(self, stream: Stream, partition: int, offset: int) -> list[str]:
+        """Every outcome recorded for one input record (exactly one when all is well)."""
+        found = [
+            reason for s, reason, p, o in self.rejected if (s, p, o) == (stream, partition, offset)
+        ]
+        if stream == "impressions" and (partition, offset) in self.unique_impressions:
+            found.append("unique")
+        if stream == "clicks" and (partition, offset) in self.unmatched_clicks:
+            found.append("unmatched")
+        return found
+
+
+def run_bounded_join(settings: Settings) -> JoinOutputs:
+    """Run `adstream join --bounded` to its end and read back all four outcome topics."""
+    run_join(settings, bounded=True)
+    return read_outputs(settings)
+
+
+def read_outputs(settings: Settings) -> JoinOutputs:
+    """The committed contents of the outcome topics."""
+
+    def rows(topic: str) -> list[dict[str, Any]]:
+        return [json.loads(r.value, parse_float=Decimal) for r in read_topic(settings, topic)]
+
+    return JoinOutputs(
+        joined=rows(JOINED_TOPIC),
+        unique_impressions={
+            (r["source_partition"], r["source_offset"]) for r in rows(IMPRESSIONS_OUT_TOPIC)
+        },
+        unmatched_clicks={
+            (r["source_partition"], r["source_offset"]) for r in rows(UNMATCHED_CLICKS_TOPIC)
+        },
+        rejected=[
+            (r["stream"], r["reason"], r["source_partition"], r["source_offset"])
+            for r in rows(REJECTED_EVENTS_TOPIC)
+        ],
+    )
+
+
+def join_settings(kafka: Settings, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a join run against the session broker with its own data directory."""
+    return kafka.model_copy(update={"data_dir": data_dir, **overrides})
