@@ -6,9 +6,9 @@ Built once by the CLI entry point and passed down; no other module reads the env
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,19 @@ from adstream.errors import AdstreamError
 ENV_PREFIX: Final = "ADSTREAM_"
 DEFAULT_CONFIG_FILE: Final = Path("adstream.toml")
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
+
+
+def _seconds(value: Any) -> Any:
+    """Durations are given in seconds everywhere ("90", 90, 1.5); ISO-8601 ("PT90S") works too."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
 
 
 class Settings(BaseSettings):
@@ -44,7 +57,7 @@ class Settings(BaseSettings):
     )
     kafka_heap: str = Field("1g", pattern=r"^\d+[mg]$", description="Java heap of the broker.")
     topic_partitions: int = Field(2, ge=1, le=64, description="Partitions per topic.")
-    startup_timeout: timedelta = Field(
+    startup_timeout: Seconds = Field(
         timedelta(minutes=3), description="How long to wait for a service to come up."
     )
 
@@ -54,7 +67,7 @@ class Settings(BaseSettings):
         1000.0, ge=0.0, description="Events per second to produce; 0 = as fast as possible."
     )
     events: int | None = Field(None, ge=0, description="Stop after this many events.")
-    duration: timedelta | None = Field(None, description="Stop after this long (seconds).")
+    duration: Seconds | None = Field(None, description="Stop after this long (seconds).")
     start_time: datetime | None = Field(
         None, description="Event time of the first event (UTC); default: now."
     )
@@ -83,23 +96,23 @@ class Settings(BaseSettings):
     )
 
     # Join semantics (SPEC section 3).
-    attribution_window: timedelta = Field(
+    attribution_window: Seconds = Field(
         timedelta(minutes=10), description="Attribution window W (seconds)."
     )
-    out_of_orderness: timedelta = Field(
+    out_of_orderness: Seconds = Field(
         timedelta(seconds=5), description="Watermark out-of-orderness D (seconds)."
     )
-    idle_timeout: timedelta = Field(
+    idle_timeout: Seconds = Field(
         timedelta(seconds=10), description="Source idle timeout (seconds)."
     )
-    future_bound: timedelta = Field(
+    future_bound: Seconds = Field(
         timedelta(hours=1),
         description="Events further ahead of the clock than this are future_timestamp (seconds).",
     )
-    checkpoint_interval: timedelta = Field(
+    checkpoint_interval: Seconds = Field(
         timedelta(seconds=5), description="Flink checkpoint (and commit) interval (seconds)."
     )
-    dedup_horizon: timedelta = Field(
+    dedup_horizon: Seconds = Field(
         timedelta(hours=1),
         description="How long the join remembers an impression_id for deduplication (seconds).",
     )

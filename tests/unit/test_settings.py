@@ -70,3 +70,13 @@ def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADSTREAM_TOPIC_PARTITIONS", "0")
     with pytest.raises(AdstreamError, match="invalid setting topic_partitions"):
         load_settings()
+
+
+def test_durations_from_the_environment_are_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADSTREAM_CHECKPOINT_INTERVAL", "1")
+    monkeypatch.setenv("ADSTREAM_ATTRIBUTION_WINDOW", "90.5")
+    monkeypatch.setenv("ADSTREAM_DURATION", "PT2M")
+    settings = load_settings()
+    assert settings.checkpoint_interval == timedelta(seconds=1)
+    assert settings.attribution_window == timedelta(seconds=90.5)
+    assert settings.duration == timedelta(minutes=2)
