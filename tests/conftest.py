@@ -9,6 +9,9 @@ import pytest
 
 from adstream.settings import ENV_PREFIX, Settings, load_settings
 
+# Assertions in the shared harness explain their failures like those in test modules.
+pytest.register_assert_rewrite("tests.join_harness")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_from_developer_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

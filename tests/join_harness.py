@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from adstream.events.outcomes import (
     UNMATCHED_CLICKS_TOPIC,
     Stream,
 )
-from adstream.events.reference import SourceRecord
+from adstream.events.reference import SourceRecord, recompute
 from adstream.join.launcher import run_join
 from adstream.services.kafka_client import admin_client, producer_config, read_topic
 from adstream.services.process import wait_until
@@ -68,10 +69,19 @@ def source_records(settings: Settings) -> list[SourceRecord]:
 class JoinOutputs:
     """What the job committed, keyed by the source record each outcome came from."""
 
-    joined: list[dict[str, Any]]
-    unique_impressions: set[tuple[int, int]]
-    unmatched_clicks: set[tuple[int, int]]
-    rejected: list[tuple[str, str, int, int]]  # (stream, reason, partition, offset)
+    joined: list[dict[str, Any]]  # sorted by (impression_id, click_time)
+    unique_impressions: list[tuple[int, int]]  # (partition, offset), sorted; a copy shows twice
+    unmatched_clicks: list[tuple[int, int]]
+    rejected: list[tuple[str, str, int, int]]  # (stream, reason, partition, offset), sorted
+
+    def total(self) -> int:
+        """How many input records these outcomes account for."""
+        return (
+            len(self.joined)
+            + len(self.unique_impressions)
+            + len(self.unmatched_clicks)
+            + len(self.rejected)
+        )
 
     def outcome_of(self, stream: Stream, partition: int, offset: int) -> list[str]:
         """Every outcome recorded for one input record (exactly one when all is well)."""
@@ -98,18 +108,52 @@ def read_outputs(settings: Settings) -> JoinOutputs:
         return [json.loads(r.value, parse_float=Decimal) for r in read_topic(settings, topic)]
 
     return JoinOutputs(
-        joined=rows(JOINED_TOPIC),
-        unique_impressions={
+        joined=sorted(rows(JOINED_TOPIC), key=_joined_key),
+        unique_impressions=sorted(
             (r["source_partition"], r["source_offset"]) for r in rows(IMPRESSIONS_OUT_TOPIC)
-        },
-        unmatched_clicks={
+        ),
+        unmatched_clicks=sorted(
             (r["source_partition"], r["source_offset"]) for r in rows(UNMATCHED_CLICKS_TOPIC)
-        },
-        rejected=[
+        ),
+        rejected=sorted(
             (r["stream"], r["reason"], r["source_partition"], r["source_offset"])
             for r in rows(REJECTED_EVENTS_TOPIC)
-        ],
+        ),
     )
+
+
+def expected_outputs(settings: Settings, records: list[SourceRecord] | None = None) -> JoinOutputs:
+    """The outcomes the batch recomputation gives for the input topics (or `records`)."""
+    expected = recompute(
+        source_records(settings) if records is None else records,
+        attribution_window_ms=_ms(settings.attribution_window),
+        out_of_orderness_ms=_ms(settings.out_of_orderness),
+        future_bound_ms=_ms(settings.future_bound),
+    )
+    return JoinOutputs(
+        joined=sorted(expected.joined, key=_joined_key),
+        unique_impressions=sorted((r.partition, r.offset) for r in expected.unique_impressions),
+        unmatched_clicks=sorted((r.partition, r.offset) for r in expected.unmatched_clicks),
+        rejected=sorted(
+            (r.stream, reason.value, r.partition, r.offset) for r, reason in expected.rejected
+        ),
+    )
+
+
+def assert_same_outputs(actual: JoinOutputs, expected: JoinOutputs) -> None:
+    """Outcome by outcome, record by record (one assert each, so a failure says which)."""
+    assert actual.rejected == expected.rejected
+    assert actual.unique_impressions == expected.unique_impressions
+    assert actual.unmatched_clicks == expected.unmatched_clicks
+    assert actual.joined == expected.joined
+
+
+def _joined_key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["impression_id"], row["click_time"]
+
+
+def _ms(duration: timedelta) -> int:
+    return round(duration.total_seconds() * 1000)
 
 
 def join_settings(kafka: Settings, data_dir: Path, **overrides: Any) -> Settings:

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from adstream.events.outcomes import Stream
-from adstream.events.reference import recompute
+from adstream.events.outcomes import INPUT_TOPICS, Stream
 from adstream.generator.runner import generate
 from adstream.generator.sinks import KafkaSink
 from adstream.settings import Settings
 from tests.join_harness import (
     JoinOutputs,
+    assert_same_outputs,
+    expected_outputs,
     join_settings,
     produce,
     recreate_topics,
@@ -303,7 +304,7 @@ def test_reference_recomputation_agrees_on_the_cases(
     case_outputs: tuple[list[Record], JoinOutputs, Settings],
 ) -> None:
     _, outputs, settings = case_outputs
-    assert_matches_reference(outputs, settings)
+    assert_same_outputs(outputs, expected_outputs(settings))
 
 
 def _iso(text: str) -> str:
@@ -312,24 +313,6 @@ def _iso(text: str) -> str:
     parsed = parse_event_time(text)
     assert parsed is not None
     return format_event_time(parsed)
-
-
-def assert_matches_reference(outputs: JoinOutputs, settings: Settings) -> None:
-    expected = recompute(
-        source_records(settings),
-        attribution_window_ms=int(settings.attribution_window.total_seconds() * 1000),
-        out_of_orderness_ms=int(settings.out_of_orderness.total_seconds() * 1000),
-        future_bound_ms=int(settings.future_bound.total_seconds() * 1000),
-    )
-    assert Counter(outputs.rejected) == Counter(
-        (r.stream, reason.value, r.partition, r.offset) for r, reason in expected.rejected
-    )
-    assert outputs.unique_impressions == {
-        (r.partition, r.offset) for r in expected.unique_impressions
-    }
-    assert outputs.unmatched_clicks == {(r.partition, r.offset) for r in expected.unmatched_clicks}
-    key = lambda row: (row["impression_id"], row["click_time"])  # noqa: E731
-    assert sorted(outputs.joined, key=key) == sorted(expected.joined, key=key)
 
 
 def test_generated_dataset_matches_the_batch_recomputation(kafka: Settings, tmp_path: Path) -> None:
@@ -348,20 +331,11 @@ def test_generated_dataset_matches_the_batch_recomputation(kafka: Settings, tmp_
         invalid_fraction=0.02,
     )
     recreate_topics(settings, partitions=2)
-    from adstream.events.outcomes import INPUT_TOPICS
-
     generate(settings, KafkaSink(settings, INPUT_TOPICS))
     outputs = run_bounded_join(settings)
 
-    assert_matches_reference(outputs, settings)
-    inputs = len(source_records(settings))
-    accounted = (
-        len(outputs.joined)
-        + len(outputs.unique_impressions)
-        + len(outputs.unmatched_clicks)
-        + len(outputs.rejected)
-    )
-    assert inputs == accounted == 200_000
+    assert_same_outputs(outputs, expected_outputs(settings))
+    assert len(source_records(settings)) == outputs.total() == 200_000
     reasons = Counter(reason for _, reason, _, _ in outputs.rejected)
     assert all(
         reasons[r] > 0
