@@ -3,7 +3,6 @@
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,14 @@ from adstream.events.outcomes import (
     UNMATCHED_CLICKS_TOPIC,
     Stream,
 )
-from adstream.events.reference import SourceRecord, recompute
+from adstream.events.reference import SourceRecord
 from adstream.join.launcher import run_join
 from adstream.services.kafka_client import admin_client, producer_config, read_topic
 from adstream.services.process import wait_until
 from adstream.settings import Settings
+from adstream.verify import expected_outcomes, read_source_records
 
 TOPIC_OF: dict[Stream, str] = {"impressions": IMPRESSIONS_TOPIC, "clicks": CLICKS_TOPIC}
-STREAM_OF = {topic: stream for stream, topic in TOPIC_OF.items()}
 
 
 def recreate_topics(settings: Settings, partitions: int) -> None:
@@ -46,6 +45,11 @@ def recreate_topics(settings: Settings, partitions: int) -> None:
     new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in ALL_TOPICS]
     for future in admin.create_topics(new, operation_timeout=30).values():
         future.result()
+    wait_until(  # created is not yet visible: the broker's metadata follows the controller
+        lambda: set(ALL_TOPICS) <= set(admin.list_topics(timeout=30).topics),
+        timeout=60,
+        what="topics to be created",
+    )
 
 
 def produce(settings: Settings, records: Iterable[tuple[Stream, str | bytes, str | None]]) -> None:
@@ -58,11 +62,7 @@ def produce(settings: Settings, records: Iterable[tuple[Stream, str | bytes, str
 
 def source_records(settings: Settings) -> list[SourceRecord]:
     """The raw input as the reference recomputation reads it."""
-    return [
-        SourceRecord(STREAM_OF[r.topic], r.partition, r.offset, r.timestamp_ms, r.value)
-        for topic in TOPIC_OF.values()
-        for r in read_topic(settings, topic)
-    ]
+    return read_source_records(settings)
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,7 @@ def read_outputs(settings: Settings) -> JoinOutputs:
 
 def expected_outputs(settings: Settings, records: list[SourceRecord] | None = None) -> JoinOutputs:
     """The outcomes the batch recomputation gives for the input topics (or `records`)."""
-    expected = recompute(
-        source_records(settings) if records is None else records,
-        attribution_window_ms=_ms(settings.attribution_window),
-        out_of_orderness_ms=_ms(settings.out_of_orderness),
-        future_bound_ms=_ms(settings.future_bound),
-    )
+    expected = expected_outcomes(settings, source_records(settings) if records is None else records)
     return JoinOutputs(
         joined=sorted(expected.joined, key=_joined_key),
         unique_impressions=sorted((r.partition, r.offset) for r in expected.unique_impressions),
@@ -150,10 +145,6 @@ def assert_same_outputs(actual: JoinOutputs, expected: JoinOutputs) -> None:
 
 def _joined_key(row: dict[str, Any]) -> tuple[str, str]:
     return row["impression_id"], row["click_time"]
-
-
-def _ms(duration: timedelta) -> int:
-    return round(duration.total_seconds() * 1000)
 
 
 def join_settings(kafka: Settings, data_dir: Path, **overrides: Any) -> Settings:

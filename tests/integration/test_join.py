@@ -74,19 +74,19 @@ def click(iid: str, time: str, **changes: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Record:
     stream: Stream
-    value: dict[str, Any] | str
+    value: dict[str, Any] | str | bytes
     expected: str  # the outcome: unique, attributed, unmatched, or a rejection reason
 
     @property
-    def raw(self) -> str:
-        return self.value if isinstance(self.value, str) else json.dumps(self.value)
+    def raw(self) -> str | bytes:
+        return self.value if isinstance(self.value, str | bytes) else json.dumps(self.value)
 
 
-def I(value: dict[str, Any] | str, expected: str) -> Record:  # noqa: E743
+def I(value: dict[str, Any] | str | bytes, expected: str) -> Record:  # noqa: E743
     return Record("impressions", value, expected)
 
 
-def C(value: dict[str, Any] | str, expected: str) -> Record:
+def C(value: dict[str, Any] | str | bytes, expected: str) -> Record:
     return Record("clicks", value, expected)
 
 
@@ -186,6 +186,11 @@ def cases() -> list[Case]:
         I('{"ad_id": "ad-1", "impression_id": ', "malformed_json"),
         C("not json at all", "malformed_json"),
         C("[1, 2, 3]", "malformed_json"),
+        I(json.dumps(impression("two-objects", at(k, 0))) + ' {"ad_id": "ad-2"}', "malformed_json"),
+        C(
+            json.dumps(click("not-utf8", at(k, 1))).encode().replace(b"phone", b"ph\xffone"),
+            "malformed_json",
+        ),
     )
     case(
         "missing fields",

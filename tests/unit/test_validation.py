@@ -68,6 +68,12 @@ CASES = [
     Case("price at the upper bound", "clicks", edited(CLICK, click_price=10000), None),
     Case("not JSON", "impressions", '{"ad_id": "ad-1", ', Reason.MALFORMED_JSON),
     Case("not UTF-8", "impressions", b'{"ad_id": "\xff"}', Reason.MALFORMED_JSON),
+    Case(
+        "two objects in one record",
+        "impressions",
+        edited(IMPRESSION) + ' {"ad_id": "ad-2"}',
+        Reason.MALFORMED_JSON,
+    ),
     Case("JSON array", "clicks", "[1, 2]", Reason.MALFORMED_JSON),
     Case("JSON string", "clicks", '"click"', Reason.MALFORMED_JSON),
     Case(

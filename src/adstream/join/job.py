@@ -4,15 +4,20 @@ python -m adstream.join.job PARAMS_JSON_FILE
 """
 
 import logging
+import signal
 import sys
+import time
 from pathlib import Path
 
+from pyflink.common import JobClient
+from pyflink.java_gateway import get_gateway
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from adstream.join import sql
 from adstream.join.params import JoinParams
 
 log = logging.getLogger("adstream.join")
+_STOP_DEADLINE_S = 300.0
 
 
 def configure(t_env: TableEnvironment, params: JoinParams) -> None:
@@ -53,19 +58,69 @@ def build_join(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
 
 
 def main(argv: list[str]) -> int:
-    """Run the job until the input ends (bounded) or forever; log the parameters first."""
-    logging.basicConfig(level=logging.INFO, format="adstream-join: %(message)s")
+    """Run the job until it ends or a signal stops it; log the parameters first.
+
+    SIGINT (Ctrl-C) or a SIGTERM to this process alone stops the job with a savepoint, pending
+    results kept in its state for the next run. (PyFlink's JVM ignores SIGINT; a SIGTERM to
+    the whole process group ends it at once, and the next run restores the last checkpoint.)
+    SIGUSR1 drains the job first: the watermark jumps to the end of time, so every pending
+    result is emitted and committed. That is how a bounded run ends once it has read the input
+    to its end.
+    """
+    # Its own handler: importing PyFlink (Beam) reconfigures the root logger.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("adstream-join: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     params = JoinParams.from_json(Path(argv[1]).read_text())
     log.info("parameters: %s", params.to_json())
+    requested: list[bool] = []  # drain or not, in the order the signals came
+    for signum, drain in ((signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGUSR1, True)):
+        signal.signal(signum, lambda *_, drain=drain: requested.append(drain))
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     configure(t_env, params)
     result = build_join(t_env, params).execute()
     job_client = result.get_job_client()
-    if job_client is not None:
-        log.info("job id: %s", job_client.get_job_id())
-    result.wait()
+    assert job_client is not None  # a streaming INSERT always has one
+    log.info("job id: %s", job_client.get_job_id())
+    while not requested and not _ended(job_client):
+        time.sleep(0.2)
+    if requested:
+        drain = requested[0]
+        log.info("stopping with a savepoint%s", ", draining first" if drain else "")
+        path = stop_with_savepoint(job_client, params.savepoint_dir, drain=drain)
+        log.info("savepoint: %s", path)
+    result.wait()  # raises when the job failed
     log.info("job finished")
     return 0
+
+
+def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -> str:
+    """Stop the job, savepoint in `directory`; PyFlink's own wrapper lacks Flink 2's format."""
+    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+    uri = Path(directory).resolve().as_uri()
+    deadline = time.monotonic() + _STOP_DEADLINE_S
+    while True:
+        try:
+            path: str = job_client._j_job_client.stopWithSavepoint(
+                drain, uri, formats.CANONICAL
+            ).get()
+            return path
+        except Exception as error:  # e.g. some task is still starting: ask again
+            if time.monotonic() > deadline or "connect to the Java server" in str(error):
+                raise  # the JVM is gone (a SIGTERM to the process group ends it too)
+            log.info("cannot stop yet (%s); retrying", str(error).splitlines()[0][:200])
+            time.sleep(1.0)
+
+
+def _ended(job_client: JobClient) -> bool:
+    try:
+        status = job_client.get_job_status().result()
+    except Exception:  # the mini-cluster is gone once its job is over
+        return True
+    ended: bool = status.is_globally_terminal_state()
+    return ended
 
 
 if __name__ == "__main__":

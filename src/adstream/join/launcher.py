@@ -2,16 +2,32 @@
 
 import hashlib
 import logging
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Final
 
 from adstream.errors import AdstreamError
+from adstream.events.outcomes import INPUT_TOPICS
 from adstream.join.params import JoinParams
-from adstream.services.kafka_client import ensure_topics, require_broker
+from adstream.services.flink_cluster import FlinkCluster
+from adstream.services.kafka_client import (
+    caught_up,
+    end_offsets,
+    ensure_topics,
+    require_broker,
+)
+from adstream.services.process import wait_until
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_JOB_MODULE: Final = "adstream.join.job"
+_SUBMITTED: Final = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
+_TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
+_POLL_S: Final = 0.5
 
 
 def instance_id(settings: Settings) -> str:
@@ -19,24 +35,33 @@ def instance_id(settings: Settings) -> str:
     return hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
 
 
+def consumer_group(settings: Settings) -> str:
+    """The join's Kafka consumer group: Flink commits its offsets there at each checkpoint."""
+    return f"adstream-join-{instance_id(settings)}"
+
+
 def flink_home(settings: Settings) -> Path:
     """Checkpoints, parameters and logs of the join job live here."""
     return settings.data_dir.resolve() / "flink"
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest completed checkpoint (a `chk-N` folder with `_metadata`), if any."""
-    completed = list(checkpoint_dir.glob("*/chk-*/_metadata"))
+def latest_checkpoint(home: Path) -> Path | None:
+    """The newest completed checkpoint or savepoint under a job home (folder with `_metadata`)."""
+    completed = [
+        *home.glob("checkpoints/*/chk-*/_metadata"),
+        *home.glob("savepoints/savepoint-*/_metadata"),
+    ]
     if not completed:
         return None
     return max(completed, key=lambda path: path.stat().st_mtime).parent
 
 
-def join_params(settings: Settings, *, bounded: bool) -> JoinParams:
+def join_params(
+    settings: Settings, *, bounded: bool, cluster_address: str | None = None
+) -> JoinParams:
     """The job's parameters from the settings; restores from the latest checkpoint if any."""
     home = flink_home(settings)
-    checkpoints = home / "checkpoints"
-    restore = latest_checkpoint(checkpoints)
+    restore = latest_checkpoint(home)
     jars = sorted((settings.lib_dir / "flink").glob("*.jar"))
     if not jars:
         raise AdstreamError(
@@ -50,65 +75,205 @@ def join_params(settings: Settings, *, bounded: bool) -> JoinParams:
         out_of_orderness_ms=_ms(settings.out_of_orderness.total_seconds()),
         idle_timeout_ms=_ms(settings.idle_timeout.total_seconds()),
         future_bound_ms=_ms(settings.future_bound.total_seconds()),
-        checkpoint_interval_ms=_ms(settings.checkpoint_interval.total_seconds()),
+        # A bounded run ends at the first checkpoint that has the input's end: keep it close.
+        checkpoint_interval_ms=_ms(
+            min(settings.checkpoint_interval.total_seconds(), 1.0)
+            if bounded
+            else settings.checkpoint_interval.total_seconds()
+        ),
         state_ttl_ms=_ms(settings.dedup_horizon.total_seconds()),
         parallelism=settings.join_parallelism,
         bounded=bounded,
-        checkpoint_dir=str(checkpoints),
+        checkpoint_dir=str(home / "checkpoints"),
+        savepoint_dir=str(home / "savepoints"),
         transactional_id_prefix=f"adstream-join-{instance}",
-        consumer_group=f"adstream-join-{instance}",
+        consumer_group=consumer_group(settings),
         connector_jars=tuple(str(jar) for jar in jars),
         restore_from=str(restore) if restore else None,
+        cluster_address=cluster_address,
     )
 
 
-def start_join(settings: Settings, *, bounded: bool) -> subprocess.Popen[bytes]:
-    """Start the job process (in `.venv-flink`); its output goes to `<data>/flink/join.log`."""
+def start_join(
+    settings: Settings, *, bounded: bool, cluster: bool = False, detached: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start the job process; its output goes to `<data>/flink/join.log`.
+
+    Locally the job runs in a Flink mini-cluster inside the process (`.venv-flink`'s Python);
+    with `cluster` the process is the `flink run` client, which submits the job to the
+    standalone cluster of `adstream up --cluster` and waits for it (attached mode).
+    """
     require_broker(settings)
     ensure_topics(settings)
     if not settings.flink_python.exists():
         raise AdstreamError(
             f"Flink environment not found ({settings.flink_python}); run `make setup` first"
         )
-    params = join_params(settings, bounded=bounded)
+    standalone = FlinkCluster(settings) if cluster else None
+    if standalone is not None:
+        standalone.require_running(settings.join_parallelism)
+    params = join_params(
+        settings,
+        bounded=bounded,
+        cluster_address=standalone.address if standalone is not None else None,
+    )
     home = flink_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     params_file = home / "join-params.json"
     params_file.write_text(params.to_json())
     log.info(
-        "starting the join (W=%s, D=%s, idle %s, checkpoints every %s, parallelism %d%s%s)",
+        "starting the join (W=%s, D=%s, idle %s, checkpoints every %s, parallelism %d%s%s%s)",
         settings.attribution_window,
         settings.out_of_orderness,
         settings.idle_timeout,
         settings.checkpoint_interval,
         settings.join_parallelism,
         ", bounded" if bounded else "",
+        f", on the cluster at {standalone.rest_url}" if standalone is not None else "",
         f", restoring {params.restore_from}" if params.restore_from else "",
     )
+    command = [str(settings.flink_python), "-m", _JOB_MODULE, str(params_file)]
+    environment = None
+    if standalone is not None:
+        # The client runs the same module with .venv-flink's Python; the connector jars
+        # (`pipeline.jars`) are uploaded with the job graph to the cluster's blob server.
+        command = [
+            *standalone.script("flink"),
+            "run",
+            "--jobmanager",
+            standalone.address,
+            "--pyModule",
+            _JOB_MODULE,
+            str(params_file),
+        ]
+        environment = {
+            **standalone.environment(),
+            "PYFLINK_CLIENT_EXECUTABLE": str(settings.flink_python),
+        }
     with (home / "join.log").open("ab") as output:
         return subprocess.Popen(
-            [str(settings.flink_python), "-m", "adstream.join.job", str(params_file)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=detached,  # detached: a terminal's Ctrl-C does not reach it
         )
 
 
-def run_join(settings: Settings, *, bounded: bool) -> None:
-    """Run the job to its end: a bounded run exits when everything is committed."""
+def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> None:
+    """Run the job until Ctrl-C or SIGTERM, or, bounded, until the input's current end is done.
+
+    A bounded run ends once the job has committed the input topics' end offsets of the moment
+    it started: it is then drained (the watermark jumps to the end of time, so every pending
+    result is emitted) and stopped with a savepoint that the next run restores. Locally Ctrl-C
+    stops the job with a savepoint, pending results kept; on the cluster it cancels the job
+    (its checkpoints are retained for the next run).
+    """
     began = time.monotonic()
-    process = start_join(settings, bounded=bounded)
+    log_file = flink_home(settings) / "join.log"
+    written = log_file.stat().st_size if log_file.exists() else 0
+    ends = end_offsets(settings, INPUT_TOPICS) if bounded else None
+    process = start_join(settings, bounded=bounded, cluster=cluster)
+    standalone = FlinkCluster(settings) if cluster else None
+    previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        drained = ends is None
+        while process.poll() is None:
+            if not drained and caught_up(settings, consumer_group(settings), ends or {}):
+                log.info("the join has read the input to its end; draining")
+                drained = _drain(process, standalone, _output_since(log_file, written), settings)
+            time.sleep(_POLL_S)
         code = process.wait()
     except KeyboardInterrupt:
-        process.terminate()
+        process.send_signal(signal.SIGTERM)  # the job stops with a savepoint
         process.wait()
+        if standalone is not None:
+            _cancel(standalone, _submitted_job(_output_since(log_file, written)))
         raise
-    if code != 0:
-        raise AdstreamError(
-            f"the join job failed (exit {code}): {_last_error(flink_home(settings) / 'join.log')}"
-        )
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    if standalone is not None:
+        _check_cluster_job(standalone, code, _output_since(log_file, written))
+    elif code != 0:
+        raise AdstreamError(f"the join job failed (exit {code}): {_last_error(log_file)}")
     log.info("join finished in %.1f s", time.monotonic() - began)
+
+
+def _drain(
+    process: subprocess.Popen[bytes],
+    cluster: FlinkCluster | None,
+    client_output: str,
+    settings: Settings,
+) -> bool:
+    """Ask the job to drain and stop with a savepoint; False when it cannot be asked yet."""
+    if cluster is None:
+        process.send_signal(signal.SIGUSR1)  # the job process stops itself (job.py)
+        return True
+    job_id = _submitted_job(client_output)
+    if job_id is None or cluster.job_state(job_id) != "RUNNING":
+        return False
+    return cluster.stop_job(job_id, drain=True, directory=flink_home(settings) / "savepoints")
+
+
+def _check_cluster_job(cluster: FlinkCluster, code: int, output: str) -> None:
+    """Raise unless the client succeeded and the cluster reports the job FINISHED."""
+    job_id = _submitted_job(output)
+    state = None
+    if job_id is not None:
+        if code == 0:  # the attached client returns once the job is over; REST has the last word
+            wait_until(
+                lambda: cluster.job_state(job_id) in _TERMINAL_STATES,
+                timeout=60,
+                what=f"job {job_id} to end on the Flink cluster",
+                interval=1.0,
+            )
+        state = cluster.job_state(job_id)
+        log.info("cluster job %s: %s", job_id, state)
+    if code == 0 and state == "FINISHED":
+        return
+    reason = cluster.job_failure(job_id) if state == "FAILED" and job_id else None
+    raise AdstreamError(
+        f"the join job failed on the Flink cluster ({state or f'client exit {code}'}): "
+        f"{reason or _root_cause(output)}"
+    )
+
+
+def _cancel(cluster: FlinkCluster, job_id: str | None) -> None:
+    if job_id is not None and cluster.job_state(job_id) not in _TERMINAL_STATES:
+        log.info("cancelling job %s on the Flink cluster", job_id)
+        cluster.cancel_job(job_id)
+        # A next run must not overlap with it (same consumer group and transactional ids).
+        wait_until(
+            lambda: cluster.job_state(job_id) in _TERMINAL_STATES,
+            timeout=60,
+            what=f"job {job_id} to be cancelled",
+            interval=0.5,
+        )
+
+
+def _submitted_job(output: str) -> str | None:
+    found = _SUBMITTED.findall(output)
+    return found[-1] if found else None
+
+
+def _output_since(log_file: Path, offset: int) -> str:
+    with log_file.open("rb") as file:
+        file.seek(offset)
+        return file.read().decode(errors="replace")
+
+
+def _root_cause(output: str) -> str:
+    """The innermost cause in the client's output (its own wrapper exception left out)."""
+    lines: list[str] = []
+    for line in output.splitlines():
+        if "ProgramAbortException" in line:
+            break
+        if line.strip() and not line[0].isspace():
+            lines.append(line.strip())
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    errors = [line for line in lines if "Exception" in line or "Error" in line]
+    return (causes or errors or lines or ["no output"])[-1][:500]
 
 
 def _ms(seconds: float) -> int:

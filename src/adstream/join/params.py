@@ -18,6 +18,7 @@ class JoinParams:
     parallelism: int
     bounded: bool
     checkpoint_dir: str
+    savepoint_dir: str
     transactional_id_prefix: str
     consumer_group: str
     connector_jars: tuple[str, ...]

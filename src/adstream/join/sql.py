@@ -1,17 +1,24 @@
 """The join job's SQL, built from the event schema (SPEC sections 2-4). Imports no engine.
 
+Each record's JSON is parsed once, by the job's own SQL function `adstream_json_fields`
+(java/src/main/java/io/adstream/flink/JsonFields.java): an array of the record's top-level
+fields that the job reads, each value tagged with its JSON kind (`s` string, `n` number, ...),
+and NULL when the record is not exactly one JSON object in UTF-8. The rules below read that.
+(Flink's JSON_VALUE and JSON_QUERY parse the whole record again on every call, and Flink 2.2's
+VARIANT has no field access from SQL yet; see docs/join.md.)
+
 The plan, for each input stream:
 
-1. `<stream>_source`: the raw Kafka record as a string, its partition, offset and produce
+1. `<stream>_source`: the raw Kafka record as bytes, its partition, offset and produce
    timestamp; `rt` is the event time when it parses and is not too far in the future (epoch 0
    otherwise, so no such record moves the watermark).
-2. `<stream>_checked`: the first failing validation rule (`reason`, `detail`), and the
-   partition watermark: the largest valid event time seen so far in the record's own Kafka
-   partition. A valid record more than D behind it is late. This is deterministic (it depends
-   only on the order within a partition), so `adstream verify` can recompute it exactly; as a
-   safety net a record at or behind the operator watermark (which can only be ahead of the
-   partition watermark after an idle partition wakes up) is late too, so the operators below
-   never drop one silently.
+2. `<stream>_checked`: the record's fields, the first failing validation rule (`reason`,
+   `detail`), and the partition watermark: the largest valid event time seen so far in the
+   record's own Kafka partition. A valid record more than D behind it is late. This is
+   deterministic (it depends only on the order within a partition), so `adstream verify` can
+   recompute it exactly; as a safety net a record at or behind the operator watermark (which can
+   only be ahead of the partition watermark after an idle partition wakes up) is late too, so
+   the operators below never drop one silently.
 
 Then impressions and on-time clicks are unioned and keyed by impression_id, in event time:
 `MIN(impression time)` over all earlier-or-equal rows gives each click its impression; a
@@ -42,7 +49,18 @@ from adstream.events.schema import (
 from adstream.join.params import JoinParams
 
 EPOCH: Final = "TO_TIMESTAMP_LTZ(0, 3)"
-_TIME_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z?\z"
+JSON_FIELDS: Final = "adstream_json_fields"
+"""SQL function: (BYTES, name, ...) -> ARRAY<STRING> of the named top-level fields' tagged
+values in that order, or NULL when not one JSON object."""
+EVENT_TIME: Final = "adstream_event_time"
+"""SQL function: tagged value [, latest allowed] -> TIMESTAMP_LTZ(3), NULL unless a string
+holding a valid time (not after the latest allowed)."""
+_FUNCTION_CLASSES: Final = {
+    JSON_FIELDS: "io.adstream.flink.JsonFields",
+    EVENT_TIME: "io.adstream.flink.EventTime",
+}
+_FIELD_NAMES: Final = tuple(dict.fromkeys(f.name for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS)))
+"""The fields the job reads, of both streams, in the order `_parsed` returns them."""
 _STREAM_TOPIC: Final[dict[Stream, str]] = {"impressions": IMPRESSIONS_TOPIC, "clicks": CLICKS_TOPIC}
 _STREAM_FIELDS: Final[dict[Stream, tuple[Field, ...]]] = {
     "impressions": IMPRESSION_FIELDS,
@@ -68,41 +86,35 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _json(field: str, payload: str = "payload") -> str:
-    return f"JSON_VALUE({payload}, '$.{field}')"
+def functions() -> list[str]:
+    """Register the job's own SQL functions (their jar is on `pipeline.jars`)."""
+    return [
+        f"CREATE TEMPORARY SYSTEM FUNCTION {name} AS {_quote(java_class)} LANGUAGE JAVA"
+        for name, java_class in _FUNCTION_CLASSES.items()
+    ]
 
 
-def _wrapped(field: str) -> str:
-    # The field's raw JSON inside [...]: tells a string ("...") from a number, bool or object.
-    return f"JSON_QUERY(payload, '$.{field}' WITH UNCONDITIONAL ARRAY WRAPPER)"
+def _parsed(payload: str, names: Sequence[str] = _FIELD_NAMES) -> str:
+    """The record's fields `names` (tagged values), or NULL when it is not one JSON object."""
+    return f"{JSON_FIELDS}({payload}, {', '.join(_quote(name) for name in names)})"
 
 
-def parsed_event_time(source: str = "payload", *, extracted: bool = False) -> str:
-    """SQL for the event time as TIMESTAMP_LTZ(3), or NULL when it is not a valid time.
+def _field(fields: str, name: str) -> str:
+    """A field's tagged value in the result of `_parsed`: NULL when absent or null."""
+    return f"{fields}[{_FIELD_NAMES.index(name) + 1}]"
 
-    Mirrors `adstream.events.timestamps.parse_event_time`: the ISO-8601 shape, a fraction of
-    1-9 digits truncated to milliseconds, an optional Z, and a real calendar date and time
-    (Flink's own cast would roll 2026-02-30 over into March).
-    """
-    text = source if extracted else _json("event_time", source)
-    fraction = f"RPAD(COALESCE(REGEXP_EXTRACT({text}, '\\.([0-9]{{1,3}})', 1), ''), 3, '0')"
-    cast = (
-        f"TRY_CAST(CONCAT(SUBSTR({text}, 1, 10), ' ', SUBSTR({text}, 12, 8), '.', {fraction})"
-        " AS TIMESTAMP_LTZ(3))"
-    )
-    return (
-        f"CASE WHEN REGEXP({text}, '{_TIME_PATTERN}') "
-        f"AND DATE_FORMAT({cast}, 'yyyy-MM-dd''T''HH:mm:ss') = SUBSTR({text}, 1, 19) "
-        f"THEN {cast} END"
-    )
+
+def _text(tagged: str) -> str:
+    """The text of a tagged value: the unescaped string, or a number's exact JSON text."""
+    return f"SUBSTR({tagged}, 2)"
 
 
 def source_ddl(stream: Stream, params: JoinParams) -> str:
-    """The Kafka source of one input stream, read as raw strings (nothing dropped by a format)."""
-    parsed = parsed_event_time()
-    in_time = (
-        f"CASE WHEN {parsed} <= produced_at + {seconds(params.future_bound_ms)} THEN {parsed} END"
-    )
+    """The Kafka source of one input stream, read as raw bytes (nothing dropped by a format)."""
+    # Flink evaluates `rt` twice, in the source (for the watermark) and after it, and repeats
+    # the parse for every mention of the event time in it: so one call, bound included.
+    event_time = f"{_parsed('payload', ['event_time'])}[1]"
+    in_time = f"{EVENT_TIME}({event_time}, produced_at + {seconds(params.future_bound_ms)})"
     # One millisecond below max - D, so an event exactly D behind is never late to an operator.
     watermark_delay = seconds(params.out_of_orderness_ms + 1)
     options = {
@@ -114,15 +126,17 @@ def source_ddl(stream: Stream, params: JoinParams) -> str:
         # Without a checkpoint to restore, continue after what earlier runs committed.
         "scan.startup.mode": "group-offsets",
         "properties.auto.offset.reset": "earliest",
-        "scan.watermark.idle-timeout": f"{params.idle_timeout_ms} ms",
+        # Bytes, so that invalid UTF-8 is malformed JSON rather than silently replaced.
         "format": "raw",
-        "raw.charset": "UTF-8",
     }
-    if params.bounded:
-        options["scan.bounded.mode"] = "latest-offset"
+    if not params.bounded:
+        # A bounded run calls no partition idle: under load an idle call would let the other
+        # partitions move the watermark, so that lateness would depend on timing. It ends by
+        # draining (see `adstream.join.launcher.run_join`), which flushes every partition.
+        options["scan.watermark.idle-timeout"] = f"{params.idle_timeout_ms} ms"
     return f"""
 CREATE TABLE {stream}_source (
-  payload STRING,
+  payload BYTES,
   source_partition INT METADATA FROM 'partition' VIRTUAL,
   source_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   produced_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
@@ -135,29 +149,29 @@ CREATE TABLE {stream}_source (
 def _validation_rules(
     fields: Sequence[Field], future_bound_ms: int
 ) -> list[tuple[str, Reason, str]]:
-    """(condition, reason, detail SQL) in the order `adstream.events.validation` checks them."""
+    """(condition, reason, detail SQL) in the order `adstream.events.validation` checks them.
+
+    The conditions read `fields` (the record's fields from `_parsed`), `produced_at` and
+    `event_time_parsed`.
+    """
     rules: list[tuple[str, Reason, str]] = [
-        (
-            "NOT is_object",
-            Reason.MALFORMED_JSON,
-            "'not a JSON object'",
-        )
+        ("fields IS NULL", Reason.MALFORMED_JSON, "'not a JSON object'")
     ]
     for field in fields:
         if field.required:
             rules.append(
                 (
-                    f"w_{field.name} IS NULL",
+                    f"{_field('fields', field.name)} IS NULL",
                     Reason.MISSING_FIELD,
                     _quote(f"{field.name} is missing"),
                 )
             )
     for field in fields:
-        wrapped = f"w_{field.name}"
+        value = _field("fields", field.name)
         if field.kind == "price":
             rules.append(
                 (
-                    f"NOT REGEXP(SUBSTR({wrapped}, 2, 1), '[-0-9]')",
+                    f"{value} NOT LIKE 'n%'",
                     Reason.INVALID_TYPE,
                     _quote(f"{field.name} is not a JSON number"),
                 )
@@ -165,30 +179,29 @@ def _validation_rules(
         else:
             rules.append(
                 (
-                    f"{wrapped} IS NOT NULL AND {wrapped} NOT LIKE '[\"%'",
+                    f"{value} NOT LIKE 's%'",
                     Reason.INVALID_TYPE,
                     _quote(f"{field.name} is not a string"),
                 )
             )
         if field.kind == "id":
-            rules.append(
-                (f"{wrapped} = '[\"\"]'", Reason.MISSING_FIELD, _quote(f"{field.name} is empty"))
-            )
+            rules.append((f"{value} = 's'", Reason.MISSING_FIELD, _quote(f"{field.name} is empty")))
     rules.append(
         (
             "event_time_parsed IS NULL",
             Reason.INVALID_TIMESTAMP,
-            "CONCAT('event_time ', v_event_time, ' is not ISO-8601')",
+            f"CONCAT('event_time ', {_text(_field('fields', 'event_time'))}, ' is not ISO-8601')",
         )
     )
     for field in fields:
         if field.kind == "price":
-            price = f"TRY_CAST(v_{field.name} AS DECIMAL(38, 18))"
+            text = _text(_field("fields", field.name))
+            price = f"TRY_CAST({text} AS DECIMAL(38, 18))"
             rules.append(
                 (
                     f"{price} IS NULL OR {price} <= 0 OR {price} > 10000",
                     Reason.INVALID_PRICE,
-                    f"CONCAT('{field.name} ', v_{field.name}, ' is outside (0, 10000]')",
+                    f"CONCAT('{field.name} ', {text}, ' is outside (0, 10000]')",
                 )
             )
     rules.append(
@@ -202,19 +215,14 @@ def _validation_rules(
 
 
 def checked_view(stream: Stream, params: JoinParams) -> str:
-    """Each record with its first failing rule (or NULL) and whether it is late.
+    """Each record with its fields, its first failing rule (or NULL) and whether it is late.
 
-    The JSON is read once per field below the per-partition OVER aggregate, which keeps the
-    planner from inlining (and so repeating) those reads in every rule that uses them.
+    The record is parsed below the per-partition OVER aggregate, which keeps the planner from
+    inlining (and so repeating) the parse in every rule that reads the fields.
     """
-    fields = _STREAM_FIELDS[stream]
-    rules = _validation_rules(fields, params.future_bound_ms)
+    rules = _validation_rules(_STREAM_FIELDS[stream], params.future_bound_ms)
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{r.value}'" for c, r, _ in rules) + " END"
     detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in rules) + " END"
-    extracted = ",\n      ".join(
-        [f"{_wrapped(f.name)} AS w_{f.name}" for f in fields]
-        + [f"{_json(f.name)} AS v_{f.name}" for f in fields if f.kind in ("price", "timestamp")]
-    )
     late_by = seconds(params.out_of_orderness_ms)
     return f"""
 CREATE TEMPORARY VIEW {stream}_checked AS
@@ -222,11 +230,11 @@ SELECT *,
   reason IS NULL AND COALESCE(
     rt < partition_watermark_base - {late_by} OR rt <= CURRENT_WATERMARK(rt), FALSE) AS is_late
 FROM (
-  SELECT payload, source_partition, source_offset, rt, partition_watermark_base,
+  SELECT payload, fields, source_partition, source_offset, rt, partition_watermark_base,
     {reason} AS reason,
     {detail} AS detail
   FROM (
-    SELECT *, {parsed_event_time("v_event_time", extracted=True)} AS event_time_parsed
+    SELECT *, {EVENT_TIME}({_field("fields", "event_time")}) AS event_time_parsed
     FROM (
       SELECT *,
         MAX(NULLIF(rt, {EPOCH})) OVER (
@@ -234,8 +242,7 @@ FROM (
           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_watermark_base
       FROM (
         SELECT payload, source_partition, source_offset, produced_at, proc_time, rt,
-          payload IS JSON OBJECT AND RTRIM(payload) LIKE '%}}' AS is_object,
-          {extracted}
+          {_parsed("payload")} AS fields
         FROM {stream}_source
       )
     )
@@ -246,27 +253,28 @@ FROM (
 def ranked_view(params: JoinParams) -> str:
     """On-time impressions and clicks, keyed by impression_id, numbered in event time."""
     window = seconds(params.attribution_window_ms)
+    impression_id = _text(_field("fields", "impression_id"))
     return f"""
 CREATE TEMPORARY VIEW events_on_time AS
-SELECT 'impression' AS kind, {_json("impression_id")} AS impression_id,
-  payload, source_partition, source_offset, rt
+SELECT 'impression' AS kind, {impression_id} AS impression_id,
+  payload, fields, source_partition, source_offset, rt
 FROM impressions_checked WHERE reason IS NULL AND NOT is_late
 UNION ALL
-SELECT 'click' AS kind, {_json("impression_id")} AS impression_id,
-  payload, source_partition, source_offset, rt
+SELECT 'click' AS kind, {impression_id} AS impression_id,
+  payload, fields, source_partition, source_offset, rt
 FROM clicks_checked WHERE reason IS NULL AND NOT is_late;
 
 CREATE TEMPORARY VIEW events_with_impression AS
 SELECT *,
   MIN(CASE WHEN kind = 'impression' THEN rt END) OVER peers AS impression_time,
-  FIRST_VALUE(CASE WHEN kind = 'impression' THEN payload END) OVER peers AS impression_payload
+  FIRST_VALUE(CASE WHEN kind = 'impression' THEN fields END) OVER peers AS impression_fields
 FROM events_on_time
 WINDOW peers AS (
   PARTITION BY impression_id ORDER BY rt RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
 
 CREATE TEMPORARY VIEW events_ranked AS
-SELECT kind, impression_id, payload, source_partition, source_offset, rt,
-  impression_time, impression_payload, matched,
+SELECT kind, impression_id, payload, fields, source_partition, source_offset, rt,
+  impression_time, impression_fields, matched,
   COUNT(CASE WHEN kind = 'impression' THEN 1 END) OVER arrivals AS impression_seq,
   COUNT(CASE WHEN matched THEN 1 END) OVER arrivals AS matched_click_seq
 FROM (
@@ -327,22 +335,24 @@ def sink_ddls(params: JoinParams) -> list[str]:
     ]
 
 
-def _values(fields: Sequence[Field], payload: str, time: str) -> str:
+def _values(fields: Sequence[Field], values: str, time: str) -> str:
+    """The columns of `fields` from the result of `_parsed`, the event time from `time`."""
     columns = []
     for field in fields:
+        text = _text(_field(values, field.name))
         if field.kind == "timestamp":
             columns.append(iso_time(time))
         elif field.kind == "price":
-            columns.append(f"CAST({_json(field.name, payload)} AS DECIMAL(18, 6))")
+            columns.append(f"CAST({text} AS DECIMAL(18, 6))")
         else:
-            columns.append(_json(field.name, payload))
+            columns.append(text)
     return ", ".join(columns)
 
 
 def inserts() -> list[str]:
     """One INSERT per outcome topic; together they route every input record exactly once."""
-    impression = {f.name: _json(f.name, "impression_payload") for f in IMPRESSION_FIELDS}
-    raw = f"SUBSTR(payload, 1, {MAX_RAW_PAYLOAD_BYTES})"
+    impression = {f.name: _text(_field("impression_fields", f.name)) for f in IMPRESSION_FIELDS}
+    raw = f"SUBSTR(CAST(payload AS STRING), 1, {MAX_RAW_PAYLOAD_BYTES})"
     rejected = [
         f"SELECT '{stream}', COALESCE(reason, '{Reason.LATE_EVENT.value}'), "
         f"COALESCE(detail, 'event_time is behind the watermark of its partition'), {raw}, "
@@ -366,13 +376,13 @@ def inserts() -> list[str]:
   {iso_time("impression_time")}, {iso_time("rt")},
   {impression["geo_location"]}, {impression["platform"]}, {impression["device_type"]},
   {impression["ad_type"]}, CAST({impression["bid_price"]} AS DECIMAL(18, 6)),
-  CAST({_json("click_price")} AS DECIMAL(18, 6))
+  CAST({_text(_field("fields", "click_price"))} AS DECIMAL(18, 6))
 FROM events_ranked WHERE matched AND matched_click_seq = 1""",
         f"""INSERT INTO unique_impressions_sink
-SELECT {_values(IMPRESSION_FIELDS, "payload", "rt")},
+SELECT {_values(IMPRESSION_FIELDS, "fields", "rt")},
   source_partition, source_offset
 FROM events_ranked WHERE kind = 'impression' AND impression_seq = 1""",
-        f"""INSERT INTO unmatched_clicks_sink SELECT {_values(CLICK_FIELDS, "payload", "rt")},
+        f"""INSERT INTO unmatched_clicks_sink SELECT {_values(CLICK_FIELDS, "fields", "rt")},
   source_partition, source_offset
 FROM events_ranked WHERE kind = 'click' AND NOT matched""",
         "INSERT INTO rejected_events_sink\n" + "\nUNION ALL\n".join(rejected),
@@ -380,8 +390,8 @@ FROM events_ranked WHERE kind = 'click' AND NOT matched""",
 
 
 def statements(params: JoinParams) -> list[str]:
-    """Every DDL and view, in order, before the INSERTs."""
-    ddl = [source_ddl("impressions", params), source_ddl("clicks", params)]
+    """Every function, DDL and view, in order, before the INSERTs."""
+    ddl = [*functions(), source_ddl("impressions", params), source_ddl("clicks", params)]
     ddl += [checked_view("impressions", params), checked_view("clicks", params)]
     ddl += [part for part in ranked_view(params).split(";\n") if part.strip()]
     return ddl + sink_ddls(params)

@@ -104,6 +104,55 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
+def end_offsets(settings: Settings, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """The current end offset of every partition of `topics`."""
+    consumer = Consumer(consumer_config(settings, "adstream-reader"))
+    try:
+        ends = {}
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+            if metadata.error is not None:
+                raise AdstreamError(f"cannot read topic {topic}: {metadata.error.str()}")
+            for partition in sorted(metadata.partitions):
+                tp = TopicPartition(topic, partition)
+                ends[(topic, partition)] = consumer.get_watermark_offsets(tp, timeout=30)[1]
+        return ends
+    finally:
+        consumer.close()
+
+
+def offset_span(settings: Settings, topic: str) -> int:
+    """Records in a topic written without transactions (each offset is one record)."""
+    consumer = Consumer(consumer_config(settings, "adstream-reader"))
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        spans = (
+            consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            for partition in metadata.partitions
+        )
+        return sum(high - low for low, high in spans)
+    finally:
+        consumer.close()
+
+
+def caught_up(settings: Settings, group_id: str, ends: dict[tuple[str, int], int]) -> bool:
+    """Whether the group has committed at least `ends` in every partition (nothing to read)."""
+    consumer = Consumer(consumer_config(settings, group_id))  # reads offsets, joins no group
+    try:
+        wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
+        if not wanted:
+            return True
+        try:
+            committed = consumer.committed(wanted, timeout=30)
+        except KafkaException as error:
+            if error.args[0].retriable():  # e.g. the group coordinator is still starting
+                return False
+            raise
+        return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in committed)
+    finally:
+        consumer.close()
+
+
 @dataclass(frozen=True)
 class StoredRecord:
     """A committed record of a topic."""

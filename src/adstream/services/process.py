@@ -63,13 +63,7 @@ class ManagedProcess:
         return None
 
     def _is_ours(self, pid: int) -> bool:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return False
-        zombie = "\nState:\tZ" in status
-        return not zombie and self.marker.encode() in cmdline
+        return is_live_process_with(pid, self.marker.encode())
 
     def start(
         self, command: Sequence[str], log_file: Path, env: dict[str, str] | None = None
@@ -102,3 +96,13 @@ class ManagedProcess:
             wait_until(lambda: not self._is_ours(pid), timeout=30, what=f"{self.name} to die")
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def is_live_process_with(pid: int, marker: bytes) -> bool:
+    """Whether `pid` runs (not a zombie) with `marker` in its command line (NUL-separated)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status and marker in cmdline
