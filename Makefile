@@ -10,6 +10,9 @@ KAFKA_STAMP := lib/kafka/.fetched
 FLINK_VENV := .venv-flink
 FLINK_STAMP := $(FLINK_VENV)/.installed
 FLINK_JARS_STAMP := lib/flink/.fetched
+FLINK_FUNCTIONS_JAR := lib/flink/adstream-flink-functions.jar
+JAVA_SOURCES := $(shell find java/src -name '*.java')
+SPARK_JARS_STAMP := lib/spark/.fetched
 MVN := mvn --batch-mode --quiet -Dstyle.color=never
 
 .PHONY: help setup run test test-unit lint format bench clean
@@ -17,7 +20,7 @@ MVN := mvn --batch-mode --quiet -Dstyle.color=never
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(APP_STAMP) $(FLINK_STAMP) $(KAFKA_STAMP) $(FLINK_JARS_STAMP) ## Install whatever is missing
+setup: $(APP_STAMP) $(FLINK_STAMP) $(KAFKA_STAMP) $(FLINK_JARS_STAMP) $(FLINK_FUNCTIONS_JAR) $(SPARK_JARS_STAMP) ## Install whatever is missing
 
 $(APP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "adstream: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -42,6 +45,13 @@ lib/%/.fetched: pom.xml
 	$(MVN) -P $* dependency:copy-dependencies -DoutputDirectory=lib/$* -DincludeScope=runtime
 	@touch $@
 
+# The join job's own SQL functions (java/), next to the connector: after it, as fetching the
+# connector empties lib/flink first.
+$(FLINK_FUNCTIONS_JAR): java/pom.xml $(JAVA_SOURCES) $(FLINK_JARS_STAMP)
+	@echo "adstream: building the join job's SQL functions (java/) into lib/flink"
+	$(MVN) -f java/pom.xml package
+	cp java/target/adstream-flink-functions.jar $@
+
 run: setup ## Run the main job with local defaults (Ctrl-C stops)
 	$(BIN)/adstream run
 
@@ -65,4 +75,4 @@ bench: setup ## Benchmarks (results in docs/benchmarks.md)
 	$(BIN)/python bench/join_throughput.py
 
 clean: ## Remove environments, jars and local data
-	rm -rf $(VENV) $(FLINK_VENV) lib .adstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLINK_VENV) lib java/target .adstream .pytest_cache .mypy_cache .ruff_cache

@@ -5,12 +5,15 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
 from adstream.errors import AdstreamError
 from adstream.settings import ENV_PREFIX, Settings, load_settings
+
+if TYPE_CHECKING:
+    from adstream.services.flink_cluster import FlinkStatus
 
 log = logging.getLogger("adstream")
 
@@ -33,6 +36,15 @@ BROKER: Final = (
     "topic_partitions",
     "startup_timeout",
     "lib_dir",
+)
+FLINK_CLUSTER: Final = (
+    "flink_python",
+    "flink_rest_port",
+    "flink_rpc_port",
+    "flink_taskmanagers",
+    "flink_task_slots",
+    "flink_jobmanager_memory",
+    "flink_taskmanager_memory",
 )
 GENERATOR: Final = (
     "seed",
@@ -84,6 +96,16 @@ def settings_options(*names: str) -> Callable[[F], F]:
     return decorate
 
 
+def cluster_option(help_text: str) -> Callable[[F], F]:
+    """The `--cluster` flag: use the standalone Flink cluster instead of a mini-cluster."""
+    return click.option(
+        "--cluster",
+        is_flag=True,
+        envvar=f"{ENV_PREFIX}CLUSTER",
+        help=f"{help_text} [env: {ENV_PREFIX}CLUSTER]",
+    )
+
+
 def _args(annotation: Any) -> tuple[Any, ...]:
     return getattr(annotation, "__args__", ())
 
@@ -107,45 +129,75 @@ def cli(config: Path | None, debug: bool) -> None:
 
 
 @cli.command()
-@settings_options(*BROKER)
+@settings_options(*BROKER, *FLINK_CLUSTER)
+@cluster_option("Also start the standalone Flink cluster (a JobManager and TaskManagers).")
 @click.pass_context
-def up(context: click.Context, /, **flags: Any) -> None:
+def up(context: click.Context, /, cluster: bool, **flags: Any) -> None:
     """Start the local services (Kafka) and create the topics; a no-op when they run."""
+    from adstream.services.flink_cluster import FlinkCluster
     from adstream.services.kafka import KafkaBroker
 
     settings = build_settings(context, flags)
     _require_local(settings)
     if not KafkaBroker(settings).start():
         click.echo(f"Kafka already running at {settings.bootstrap_servers}")
+    if cluster:
+        flink = FlinkCluster(settings)
+        if not flink.start():
+            click.echo(f"Flink cluster already running at {flink.rest_url}")
 
 
 @cli.command()
 @settings_options("data_dir")
 @click.pass_context
 def down(context: click.Context, /, **flags: Any) -> None:
-    """Stop the local services of this data directory."""
+    """Stop the local services of this data directory (the Flink cluster too, when it runs)."""
+    from adstream.services.flink_cluster import FlinkCluster
     from adstream.services.kafka import KafkaBroker
 
     settings = build_settings(context, flags)
+    FlinkCluster(settings).stop()  # first: its jobs write to Kafka
     if not KafkaBroker(settings).stop():
         click.echo(f"Kafka is not running (data dir {settings.data_dir})")
 
 
 @cli.command()
-@settings_options(*CONNECTION)
+@settings_options(*CONNECTION, "flink_rest_port", "flink_taskmanagers")
 @click.pass_context
 def status(context: click.Context, /, **flags: Any) -> None:
     """Show the local services and topics; exit 3 when Kafka is not running."""
+    from adstream.services.flink_cluster import FlinkCluster
     from adstream.services.kafka import KafkaBroker
 
     settings = build_settings(context, flags)
     state = KafkaBroker(settings).status()
     if state.pid is None:
         click.echo(f"kafka: stopped (data dir {settings.data_dir})")
+    else:
+        click.echo(f"kafka: running, pid {state.pid}, at {state.bootstrap_servers}")
+        for topic, partitions in state.topics.items():
+            click.echo(f"  topic {topic}: {partitions} partitions")
+    cluster = FlinkCluster(settings).status()
+    click.echo(f"flink cluster: {_describe_cluster(cluster, settings.flink_taskmanagers)}")
+    if state.pid is None:
         sys.exit(3)
-    click.echo(f"kafka: running, pid {state.pid}, at {state.bootstrap_servers}")
-    for topic, partitions in state.topics.items():
-        click.echo(f"  topic {topic}: {partitions} partitions")
+
+
+def _describe_cluster(state: "FlinkStatus", taskmanagers: int) -> str:
+    if not state.running:
+        return "stopped"
+    processes = (
+        f"JobManager pid {state.jobmanager}, "
+        f"{len(state.taskmanagers)} of {taskmanagers} TaskManagers "
+        f"(pids {', '.join(map(str, state.taskmanagers)) or 'none'})"
+    )
+    if state.overview is None:
+        return f"not answering at {state.rest_url}: {processes}"
+    overview = state.overview
+    return (
+        f"running, {processes}, {overview['slots-available']} of {overview['slots-total']} "
+        f"slots free, {overview['jobs-running']} jobs running, web UI {state.rest_url}"
+    )
 
 
 @cli.command()
@@ -220,6 +272,7 @@ JOIN: Final = (
     "dedup_horizon",
     "join_parallelism",
     "flink_python",
+    "flink_rest_port",
 )
 
 
@@ -230,45 +283,120 @@ JOIN: Final = (
     is_flag=True,
     help="Process what the input topics hold now, flush every pending result, commit, exit.",
 )
+@cluster_option("Submit to the standalone Flink cluster of `adstream up --cluster`.")
 @click.pass_context
-def join(context: click.Context, /, bounded: bool, **flags: Any) -> None:
+def join(context: click.Context, /, bounded: bool, cluster: bool, **flags: Any) -> None:
     """Run the Flink join (SPEC section 3): every input record to exactly one outcome topic.
 
-    Restarts resume from the latest checkpoint in the data directory.
+    Restarts resume from the latest checkpoint in the data directory. Without --cluster the job
+    runs in a Flink mini-cluster of its own; with it, Ctrl-C cancels the cluster job.
     """
     from adstream.join.launcher import run_join
 
-    run_join(build_settings(context, flags), bounded=bounded)
+    run_join(build_settings(context, flags), bounded=bounded, cluster=cluster)
+
+
+LAKEHOUSE: Final = ("data_dir", "catalog_type", "catalog_uri", "warehouse")
 
 
 @cli.command()
-@settings_options(*BROKER, *GENERATOR[:-2])
+@settings_options(*LAKEHOUSE)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: aligned text; csv: with a header row; json: one object per line.",
+)
+@click.argument("sql")
+@click.pass_context
+def query(context: click.Context, /, output_format: str, sql: str, **flags: Any) -> None:
+    """Read-only SQL over the tables, in DuckDB: one SELECT, the tables by their short names.
+
+    enriched_ad_data, impressions, unmatched_clicks and rejected_events, each at its current
+    snapshot. Money is exact (decimal); times are UTC.
+    """
+    from adstream.query import render, run_query
+
+    result = run_query(build_settings(context, flags), sql)
+    click.echo(render(result, output_format), nl=False)  # type: ignore[arg-type]
+
+
+ENRICH: Final = (
+    *CONNECTION,
+    "lib_dir",
+    "catalog_type",
+    "catalog_uri",
+    "warehouse",
+    "premium_threshold",
+    "revenue_multiplier",
+    "enrich_trigger_interval",
+    "spark_master",
+    "spark_driver_memory",
+)
+
+
+@cli.command()
+@settings_options(*ENRICH)
+@click.option(
+    "--bounded",
+    is_flag=True,
+    help="Process what the outcome topics hold now, write it to the tables, exit.",
+)
+@click.pass_context
+def enrich(context: click.Context, /, bounded: bool, **flags: Any) -> None:
+    """Run the Spark enrichment (SPEC section 5): outcome topics to the Iceberg tables.
+
+    Creates the tables when missing. Exactly once: restarts, with or without the checkpoint in
+    the data directory, never write a record twice.
+    """
+    from adstream.enrich.launcher import run_enrich
+
+    run_enrich(build_settings(context, flags), bounded=bounded)
+
+
+@cli.command()
+@settings_options(
+    *CONNECTION,
+    *LAKEHOUSE[1:],
+    "attribution_window",
+    "out_of_orderness",
+    "future_bound",
+    "revenue_multiplier",
+)
+@click.pass_context
+def verify(context: click.Context, /, **flags: Any) -> None:
+    """Reconcile: recompute every outcome from the input topics, compare with the tables.
+
+    Prints expected and stored counts per outcome and the attributed click revenue; exits 1 on
+    any difference.
+    """
+    from adstream.verify import reconcile
+
+    result = reconcile(build_settings(context, flags))
+    click.echo(result.render(), nl=False)
+    if not result.ok:
+        context.exit(1)
+
+
+@cli.command()
+@settings_options(*dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH)))
 @click.pass_context
 def run(context: click.Context, /, **flags: Any) -> None:
-    """Run the pipeline locally: start Kafka, generate traffic with live progress until Ctrl-C.
+    """Run the whole pipeline locally, with live progress, until Ctrl-C or --events/--duration.
 
-    Stops after --events or --duration when given; stops the services it started.
+    Starts Kafka (unless running), creates topics and tables, starts the join and the
+    enrichment, and generates traffic. When the generator stops (its bound, or Ctrl-C), the
+    join reads the input to its end and drains, the enrichment writes the last outcomes, and
+    the final accounting is printed. A second Ctrl-C stops at once (the next run resumes).
     """
-    from adstream.events.outcomes import INPUT_TOPICS
-    from adstream.generator.runner import generate as run_generator
-    from adstream.generator.sinks import KafkaSink
-    from adstream.services.kafka import KafkaBroker
+    from adstream.pipeline import run_pipeline
 
     settings = build_settings(context, flags)
     _require_local(settings)
-    broker = KafkaBroker(settings)
-    started = broker.process.pid() is None  # stop on exit only what this run started
-    try:
-        broker.start()
-        rate = f"{settings.rate:,.0f} events/s" if settings.rate else "full speed"
-        log.info("generating traffic at %s into %s; Ctrl-C stops", rate, settings.bootstrap_servers)
-        report = run_generator(settings, KafkaSink(settings, INPUT_TOPICS), _progress)
-        log.info("done (%s): %s", report.stopped_by, report.line())
-    except KeyboardInterrupt:
-        log.info("done (interrupt)")  # Ctrl-C is how a live run normally ends
-    finally:
-        if started:
-            broker.stop()
+    accounting = run_pipeline(settings, lambda line: log.info("%s", line))
+    click.echo(accounting, nl=False)
 
 
 def _progress(report: Any) -> None:

@@ -5,8 +5,9 @@ Built once by the CLI entry point and passed down; no other module reads the env
 
 import tomllib
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -33,6 +34,7 @@ def _seconds(value: Any) -> Any:
 
 
 Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
+CatalogType = Literal["sql", "rest", "glue"]
 
 
 class Settings(BaseSettings):
@@ -122,6 +124,71 @@ class Settings(BaseSettings):
         description="Python of the Flink environment (made by `make setup`).",
     )
 
+    # Standalone Flink cluster (`adstream up --cluster`, `adstream join --cluster`).
+    flink_rest_port: int = Field(
+        8081, ge=1, le=65535, description="REST port (and web UI) of the local Flink cluster."
+    )
+    flink_rpc_port: int = Field(
+        6123,
+        ge=1,
+        le=65000,
+        description="First of the cluster's RPC ports: JobManager, blob server, then one per "
+        "TaskManager.",
+    )
+    flink_taskmanagers: int = Field(
+        2, ge=1, le=16, description="TaskManager processes of the local Flink cluster."
+    )
+    flink_task_slots: int = Field(1, ge=1, le=16, description="Task slots per TaskManager.")
+    flink_jobmanager_memory: str = Field(
+        "1024m", pattern=r"^\d+[mg]$", description="Process memory of the JobManager."
+    )
+    flink_taskmanager_memory: str = Field(
+        "1536m", pattern=r"^\d+[mg]$", description="Process memory of each TaskManager."
+    )
+
+    # Iceberg catalog and warehouse (SPEC section 6; see docs/enrich.md).
+    catalog_type: CatalogType = Field(
+        "sql", description="Iceberg catalog kind: sql (JDBC/SQLAlchemy), rest or glue."
+    )
+    catalog_uri: str | None = Field(
+        None,
+        description="Catalog address: a SQLAlchemy URL for sql (default: SQLite file "
+        "<data-dir>/lakehouse/catalog.db), the endpoint for rest; unused for glue.",
+    )
+    warehouse: str | None = Field(
+        None,
+        description="Where table files live: a folder, file:// or s3:// URL "
+        "(default: <data-dir>/lakehouse/warehouse).",
+    )
+    catalog_properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra Iceberg catalog properties for both pyiceberg and Spark "
+        "(e.g. client.region, s3.endpoint); a TOML table or a JSON object.",
+    )
+
+    # Enrichment (SPEC section 5).
+    premium_threshold: Decimal = Field(
+        Decimal("50.00"),
+        ge=0,
+        max_digits=18,
+        decimal_places=6,
+        description="An ad is premium when its bid_price is above this (USD).",
+    )
+    revenue_multiplier: Decimal = Field(
+        Decimal("1.2"),
+        gt=0,
+        max_digits=18,
+        decimal_places=12,
+        description="click_revenue = click_price times this, rounded half-up to 6 places.",
+    )
+    enrich_trigger_interval: Seconds = Field(
+        timedelta(seconds=2), description="Micro-batch interval of the enrichment job (seconds)."
+    )
+    spark_master: str = Field("local[*]", description="Spark master of the enrichment job.")
+    spark_driver_memory: str = Field(
+        "1g", pattern=r"^\d+[mg]$", description="Java heap of the Spark driver."
+    )
+
     @field_validator("start_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
@@ -133,7 +200,14 @@ class Settings(BaseSettings):
     def _distinct_ports(self) -> "Settings":
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError("kafka_port and kafka_controller_port must differ")
+        if self.flink_rest_port in self.flink_rpc_ports:
+            raise ValueError("flink_rest_port must lie outside the flink_rpc_port range")
         return self
+
+    @property
+    def flink_rpc_ports(self) -> range:
+        """The cluster's fixed RPC ports: JobManager, blob server, one per TaskManager."""
+        return range(self.flink_rpc_port, self.flink_rpc_port + 2 + self.flink_taskmanagers)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -20,6 +20,8 @@ OUTCOME_TOPICS: Final = (
 ALL_TOPICS: Final = INPUT_TOPICS + OUTCOME_TOPICS
 
 Stream = Literal["impressions", "clicks"]
+JOINED_STREAM: Final = "joined"
+"""`rejected_events.stream` of a joined row the enrichment rejected (invalid_joined_row)."""
 
 
 class Reason(StrEnum):

@@ -1,0 +1,158 @@
+"""The enrichment job: one Structured Streaming query over the four outcome topics.
+
+Run by the launcher as `python -m adstream.enrich.job PARAMS.json`. Reads committed records
+only (read_committed), splits each micro-batch by topic and appends to the tables through
+`BatchWriter`. Bounded runs (Trigger.AvailableNow) exit 0 when everything present at the start
+is written; endless runs stop cleanly on SIGTERM or SIGINT.
+"""
+
+import fcntl
+import logging
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+from adstream.enrich.offsets import OffsetMap, all_committed_offsets, starting_offsets
+from adstream.enrich.params import EXIT_FAILED, EXIT_LOCKED, EnrichParams
+from adstream.enrich.rules import EnrichRules
+from adstream.enrich.session import build_session
+from adstream.enrich.writer import BatchWriter
+from adstream.events.outcomes import OUTCOME_TOPICS
+from adstream.lakehouse.catalog import connect
+
+log = logging.getLogger("adstream.enrich")
+
+QUERY_NAME: Final = "adstream-enrich"
+
+
+def outcome_records(spark: SparkSession, params: EnrichParams, starting: str) -> DataFrame:
+    """The committed records of the four outcome topics: topic, partition, offset, value."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", params.bootstrap_servers)
+        .option("subscribe", ",".join(OUTCOME_TOPICS))
+        .option("kafka.isolation.level", "read_committed")
+        .option("startingOffsets", starting)
+        .load()
+        .selectExpr("topic", "partition", "offset", "CAST(value AS STRING) AS value")
+    )
+
+
+def _log_entries(folder: Path) -> list[Path]:
+    return [path for path in folder.glob("[0-9]*") if path.name.isdigit()]
+
+
+def _resume_point(params: EnrichParams, committed: dict[str, OffsetMap]) -> str:
+    """`startingOffsets` for a query without checkpoint; ignored by Spark when there is one.
+
+    A checkpoint that has committed batches while no table has taken anything in belongs to
+    tables that are gone (deleted, or a new warehouse): it is set aside, so the tables are
+    rebuilt from the topics instead of silently missing everything before it.
+    """
+    checkpoint = Path(params.checkpoint_dir)
+    taken_any = any(committed.values())
+    if _log_entries(checkpoint / "commits") and not taken_any:
+        stale = checkpoint.with_name(checkpoint.name + ".stale")
+        log.warning("the tables hold nothing the checkpoint has seen; moving it to %s", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+        checkpoint.rename(stale)
+    if _log_entries(checkpoint / "offsets"):
+        log.info("resuming from the checkpoint %s", checkpoint)
+        return "earliest"
+    starting = starting_offsets(committed, params.partitions)
+    log.info("no checkpoint: starting after the offsets the tables hold: %s", starting)
+    return starting
+
+
+def start(spark: SparkSession, params: EnrichParams) -> StreamingQuery:
+    """Start the query: from the checkpoint, or after what the tables already hold."""
+    # Read after taking the lock: no other job can write the tables from here on.
+    committed = all_committed_offsets(connect(params.catalog_type, params.catalog_properties))
+    starting = _resume_point(params, committed)
+    rules = EnrichRules(Decimal(params.premium_threshold), Decimal(params.revenue_multiplier))
+    writer = (
+        outcome_records(spark, params, starting)
+        .writeStream.queryName(QUERY_NAME)
+        .foreachBatch(BatchWriter(rules, committed))
+        .option("checkpointLocation", params.checkpoint_dir)
+    )
+    if params.bounded:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{params.trigger_interval_ms} milliseconds")
+    return writer.start()
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (after the SparkContext, which takes SIGINT for itself)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+
+def wait(query: StreamingQuery, stop: threading.Event) -> None:
+    """Until the query ends by itself (bounded) or `stop` is set."""
+    # Short waits, so a signal is handled between them rather than inside a JVM call.
+    while not query.awaitTermination(1):
+        if stop.is_set():
+            log.info("stopping")
+            query.stop()
+            return
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on `lock_file` if no other process does; yield whether we do."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job described by the parameters file; the exit code tells the launcher how."""
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per JVM callback otherwise
+    params = EnrichParams.from_json(Path(args[0]).read_text())
+    stop = threading.Event()
+    stop_on_signals(stop)
+    with exclusive(Path(params.lock_file)) as locked:
+        if not locked:
+            log.error("another enrichment job is running on this data directory")
+            return EXIT_LOCKED
+        spark = build_session(params.spark_conf)
+        stop_on_signals(stop)
+        try:
+            if stop.is_set():
+                log.info("stopped before the query started")
+                return 0
+            query = start(spark, params)
+            log.info("query %s started (%s)", query.id, "bounded" if params.bounded else "endless")
+            wait(query, stop)
+        except StreamingQueryException as error:
+            log.error("the enrichment query failed: %s", error)
+            return EXIT_FAILED
+        finally:
+            spark.stop()
+    log.info("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

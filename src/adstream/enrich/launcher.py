@@ -1,0 +1,118 @@
+"""Start the Spark enrichment job from the app environment: parameters, checkpoint, logs, exit."""
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from adstream.enrich.params import EXIT_LOCKED, EnrichParams
+from adstream.enrich.session import spark_conf
+from adstream.errors import AdstreamError
+from adstream.events.outcomes import OUTCOME_TOPICS
+from adstream.lakehouse.catalog import catalog_properties, ensure_tables, row_counts
+from adstream.services.kafka_client import ensure_topics, require_broker, topic_partitions
+from adstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def spark_home(settings: Settings) -> Path:
+    """Checkpoint, parameters and logs of the enrichment job live here."""
+    return settings.data_dir.resolve() / "spark"
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    """The Spark checkpoint of the enrichment query."""
+    return spark_home(settings) / "checkpoint"
+
+
+def enrich_params(settings: Settings, *, bounded: bool) -> EnrichParams:
+    """The job's parameters from the settings and the outcome topics' partition counts."""
+    partitions = topic_partitions(settings)
+    home = spark_home(settings)
+    return EnrichParams(
+        bootstrap_servers=settings.bootstrap_servers,
+        partitions={topic: partitions[topic] for topic in OUTCOME_TOPICS},
+        spark_conf=spark_conf(settings),
+        catalog_type=settings.catalog_type,
+        catalog_properties=catalog_properties(settings),
+        checkpoint_dir=str(checkpoint_dir(settings)),
+        lock_file=str(home / "enrich.lock"),
+        trigger_interval_ms=round(settings.enrich_trigger_interval.total_seconds() * 1000),
+        bounded=bounded,
+        premium_threshold=str(settings.premium_threshold),
+        revenue_multiplier=str(settings.revenue_multiplier),
+    )
+
+
+def start_enrich(
+    settings: Settings, *, bounded: bool, detached: bool = False
+) -> subprocess.Popen[bytes]:
+    """Create missing topics and tables, start the job; it logs to `<data>/spark/enrich.log`.
+
+    SIGTERM or SIGINT stops the job cleanly (a batch it interrupts is redone by the next run,
+    exactly once). `detached` starts it in a session of its own, so a terminal's Ctrl-C reaches
+    only the caller, which stops it.
+    """
+    require_broker(settings)
+    ensure_topics(settings)
+    ensure_tables(settings)
+    params = enrich_params(settings, bounded=bounded)
+    home = spark_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    params_file = home / "enrich-params.json"
+    params_file.write_text(params.to_json())
+    log.info(
+        "starting the enrichment (%s, premium above %s, revenue x %s%s)",
+        settings.spark_master,
+        settings.premium_threshold,
+        settings.revenue_multiplier,
+        ", bounded" if bounded else f", every {settings.enrich_trigger_interval}",
+    )
+    environment = dict(os.environ)
+    if settings.spark_master.startswith("local"):
+        environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local job needs no network interface
+    with (home / "enrich.log").open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "adstream.enrich.job", str(params_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=detached,
+        )
+
+
+def run_enrich(settings: Settings, *, bounded: bool) -> None:
+    """Run the job to its end: a bounded run exits when everything present is written.
+
+    Raises:
+        AdstreamError: the job failed, or another one runs on this data directory.
+    """
+    began = time.monotonic()
+    process = start_enrich(settings, bounded=bounded)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
+        raise
+    log_file = spark_home(settings) / "enrich.log"
+    if code == EXIT_LOCKED:
+        raise AdstreamError(
+            f"another enrichment job is running on data directory {settings.data_dir}"
+        )
+    if code < 0:
+        raise AdstreamError(f"the enrichment job was killed (signal {-code}); see {log_file}")
+    if code != 0:
+        raise AdstreamError(f"the enrichment job failed (exit {code}): {_last_error(log_file)}")
+    counts = ", ".join(f"{name} {count:,}" for name, count in row_counts(settings).items())
+    log.info("enrichment finished in %.1f s; rows: %s", time.monotonic() - began, counts)
+
+
+def _last_error(log_file: Path) -> str:
+    lines = log_file.read_text(errors="replace").splitlines()
+    errors = [line for line in lines if "Exception" in line or "ERROR" in line]
+    return (errors or lines or ["no output"])[-1][:500]

@@ -1,0 +1,39 @@
+"""The enrichment job's parameters: plain data handed from the CLI process to the Spark process."""
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Final
+
+from adstream.settings import CatalogType
+
+EXIT_FAILED: Final = 1
+EXIT_LOCKED: Final = 3
+"""Another enrichment job holds this data directory's lock."""
+
+
+@dataclass(frozen=True)
+class EnrichParams:
+    """Everything the Spark job needs, JSON-serialisable."""
+
+    bootstrap_servers: str
+    partitions: dict[str, int]
+    """Partition count of each outcome topic (Spark needs every partition's start offset)."""
+    spark_conf: dict[str, str]
+    catalog_type: CatalogType
+    catalog_properties: dict[str, str]
+    """pyiceberg's view of the catalog, to read what the tables have taken in."""
+    checkpoint_dir: str
+    lock_file: str
+    trigger_interval_ms: int
+    bounded: bool
+    premium_threshold: str
+    revenue_multiplier: str
+
+    def to_json(self) -> str:
+        """Serialise for the job process."""
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EnrichParams":
+        """Read what `to_json` wrote."""
+        return cls(**json.loads(text))

@@ -1,0 +1,122 @@
+"""Each micro-batch of outcome records to the four tables, exactly once (docs/enrich.md).
+
+Before appending, a batch drops the records at or below the offsets a table has taken in
+(`adstream.enrich.offsets`), and each append records the new offsets in its snapshot. So a
+replayed batch (a crash between a table commit and Spark's commit log, a lost checkpoint, a
+restart from older offsets) appends nothing twice, and each table can be committed on its own.
+"""
+
+import logging
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from adstream.enrich.decode import decode
+from adstream.enrich.offsets import (
+    OFFSETS_PROPERTY,
+    TABLE_SOURCES,
+    OffsetMap,
+    format_offsets,
+    merge,
+)
+from adstream.enrich.rules import REJECTION_DETAIL, EnrichRules, enrich, invalid
+from adstream.enrich.rules import now_to_the_millisecond as now
+from adstream.events.outcomes import JOINED_STREAM, JOINED_TOPIC, REJECTED_EVENTS_TOPIC, Reason
+from adstream.events.schema import MAX_RAW_PAYLOAD_BYTES
+from adstream.lakehouse.catalog import CATALOG_NAME
+from adstream.lakehouse.tables import (
+    ENRICHED_AD_DATA,
+    JOINED_COLUMNS,
+    REJECTED_EVENTS,
+    REJECTED_EVENTS_TABLE,
+    TABLES,
+    TableDefinition,
+)
+
+log = logging.getLogger(__name__)
+
+
+def table_name(table: TableDefinition) -> str:
+    """The table as Spark names it: `adstream.ad_analytics.<name>`."""
+    return f"{CATALOG_NAME}.{table.identifier}"
+
+
+def _after(offsets: OffsetMap, topics: tuple[str, ...]) -> Column:
+    """Records of `topics` above the offsets already taken in."""
+    condition = F.lit(False)
+    for topic in topics:
+        taken = F.lit(-1)
+        for partition, offset in offsets.get(topic, {}).items():
+            taken = F.when(F.col("partition") == partition, F.lit(offset)).otherwise(taken)
+        condition = condition | ((F.col("topic") == topic) & (F.col("offset") > taken))
+    return condition
+
+
+def _of_topic(records: DataFrame, topic: str) -> DataFrame:
+    return records.where(F.col("topic") == topic)
+
+
+class BatchWriter:
+    """The `foreachBatch` function: one append per table that has new records in the batch."""
+
+    def __init__(self, rules: EnrichRules, committed: dict[str, OffsetMap]) -> None:
+        """Start from the offsets the tables have taken in (`all_committed_offsets`)."""
+        self.rules = rules
+        self.committed = committed
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        """Write one micro-batch (Kafka columns: topic, partition, offset, value)."""
+        batch.persist()
+        try:
+            seen: OffsetMap = {}
+            for row in batch.groupBy("topic", "partition").agg(F.max("offset")).collect():
+                seen.setdefault(row[0], {})[row[1]] = row[2]
+            for table in TABLES:
+                self._append(table, batch, seen, batch_id)
+        finally:
+            batch.unpersist()
+
+    def _append(
+        self, table: TableDefinition, batch: DataFrame, seen: OffsetMap, batch_id: int
+    ) -> None:
+        sources = TABLE_SOURCES[table.name]
+        before = self.committed[table.name]
+        after = merge(before, {topic: seen[topic] for topic in sources if topic in seen})
+        if after == before:
+            return
+        # The new offsets are committed even when no row results (e.g. only valid joined rows
+        # for rejected_events), so a restart without checkpoint need not re-read them.
+        rows = self.rows(table, batch.where(_after(before, sources)))
+        (
+            rows.writeTo(table_name(table))
+            .option(f"snapshot-property.{OFFSETS_PROPERTY}", format_offsets(after))
+            .append()
+        )
+        self.committed[table.name] = after
+        log.info("batch %d: %s now at offsets %s", batch_id, table.name, format_offsets(after))
+
+    def rows(self, table: TableDefinition, records: DataFrame) -> DataFrame:
+        """The table's rows for new records of its source topics, in its column order."""
+        if table.name == ENRICHED_AD_DATA:
+            return enrich(decode(_of_topic(records, JOINED_TOPIC), JOINED_COLUMNS), self.rules)
+        if table.name == REJECTED_EVENTS:
+            return self._rejected(records)
+        (topic,) = TABLE_SOURCES[table.name]
+        return decode(_of_topic(records, topic), table.columns).select(*table.column_names)
+
+    def _rejected(self, records: DataFrame) -> DataFrame:
+        table = REJECTED_EVENTS_TABLE
+        from_join = decode(_of_topic(records, REJECTED_EVENTS_TOPIC), table.columns).select(
+            *table.column_names
+        )
+        joined = invalid(decode(_of_topic(records, JOINED_TOPIC), JOINED_COLUMNS))
+        invalid_rows = joined.select(
+            F.lit(JOINED_STREAM).alias("stream"),
+            F.lit(Reason.INVALID_JOINED_ROW.value).alias("reason"),
+            F.col(REJECTION_DETAIL).alias("detail"),
+            F.substring(F.col("value"), 1, MAX_RAW_PAYLOAD_BYTES).alias("raw_payload"),
+            F.col("partition").alias("source_partition"),
+            F.col("offset").alias("source_offset"),
+            now().alias("rejected_at"),
+        )
+        return from_join.unionByName(invalid_rows)

@@ -1,0 +1,1 @@
+"""The Iceberg lakehouse (SPEC section 6): catalog, table definitions, and queries over them."""

@@ -1,0 +1,192 @@
+"""The Iceberg catalog, seen by pyiceberg and by Spark alike (SPEC section 6).
+
+Both engines must name the catalog `adstream`: the JDBC catalog stores that name in each row,
+and a client under another name sees no tables at all. Locally the catalog is a SQLite file
+and the warehouse a folder in the data directory; `rest` and `glue` catalogs and an S3
+warehouse are configured the same way but are not tested here (see docs/enrich.md).
+"""
+
+from pathlib import Path
+from typing import Final
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+from sqlalchemy.engine import make_url
+
+from adstream.errors import AdstreamError
+from adstream.lakehouse.tables import NAMESPACE, TABLE_PROPERTIES, TABLES
+from adstream.settings import CatalogType, Settings
+
+CATALOG_NAME: Final = "adstream"
+
+
+def lakehouse_dir(settings: Settings) -> Path:
+    """Local catalog and warehouse live here (unless configured elsewhere)."""
+    return settings.data_dir.resolve() / "lakehouse"
+
+
+def catalog_uri(settings: Settings) -> str | None:
+    """The configured catalog URI; for a sql catalog, the local SQLite file by default."""
+    if settings.catalog_uri is not None or settings.catalog_type != "sql":
+        return settings.catalog_uri
+    return f"sqlite:///{lakehouse_dir(settings) / 'catalog.db'}"
+
+
+def warehouse(settings: Settings) -> str:
+    """The warehouse location as a URL (`file:///...` for a local folder)."""
+    location = settings.warehouse
+    if location is None:
+        return (lakehouse_dir(settings) / "warehouse").as_uri()
+    if "://" in location:
+        return location
+    return Path(location).resolve().as_uri()
+
+
+def _local_sqlite_file(settings: Settings) -> Path | None:
+    uri = catalog_uri(settings)
+    if settings.catalog_type != "sql" or uri is None:
+        return None
+    url = make_url(uri)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database)
+
+
+def _prepare_local_folders(settings: Settings) -> None:
+    sqlite_file = _local_sqlite_file(settings)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    location = warehouse(settings)
+    if location.startswith("file:"):
+        Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """The pyiceberg catalog properties: uri, warehouse and the extra ones configured."""
+    properties = {**settings.catalog_properties, "warehouse": warehouse(settings)}
+    uri = catalog_uri(settings)
+    if uri is not None:
+        properties["uri"] = uri
+    return properties
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The pyiceberg catalog `adstream` (creates local folders and the SQLite file if missing).
+
+    Raises:
+        AdstreamError: the catalog cannot be opened (one clear line).
+    """
+    _prepare_local_folders(settings)
+    return connect(settings.catalog_type, catalog_properties(settings))
+
+
+def connect(catalog_type: CatalogType, properties: dict[str, str]) -> Catalog:
+    """The pyiceberg catalog `adstream` of this kind with these properties.
+
+    Raises:
+        AdstreamError: the catalog cannot be opened (one clear line).
+    """
+    try:
+        if catalog_type == "sql":
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            return SqlCatalog(CATALOG_NAME, **properties)
+        if catalog_type == "rest":
+            from pyiceberg.catalog.rest import RestCatalog
+
+            return RestCatalog(CATALOG_NAME, **properties)
+        from pyiceberg.catalog.glue import GlueCatalog
+
+        return GlueCatalog(CATALOG_NAME, **properties)
+    except ImportError as error:
+        raise AdstreamError(
+            f"the {catalog_type} catalog needs an extra package ({error.name}); "
+            "install pyiceberg with that extra, e.g. pip install 'pyiceberg[glue]'"
+        ) from error
+    except Exception as error:
+        where = properties.get("uri") or properties.get("warehouse")
+        raise AdstreamError(
+            f"cannot open the {catalog_type} catalog at {where}: {error}"
+        ) from error
+
+
+def ensure_tables(settings: Settings) -> Catalog:
+    """Create the namespace and every table that is missing; return the catalog. Idempotent."""
+    catalog = open_catalog(settings)
+    catalog.create_namespace_if_not_exists(NAMESPACE)
+    for table in TABLES:
+        catalog.create_table_if_not_exists(
+            table.identifier,
+            schema=table.schema(),
+            partition_spec=table.partition_spec(),
+            properties={**TABLE_PROPERTIES, "comment": table.doc},
+        )
+    return catalog
+
+
+def load_table(catalog: Catalog, name: str) -> Table:
+    """One of the tables by its short name (`impressions`, ...), with a clear error if missing.
+
+    Raises:
+        AdstreamError: the table does not exist.
+    """
+    try:
+        return catalog.load_table(f"{NAMESPACE}.{name}")
+    except NoSuchTableError as error:
+        raise AdstreamError(
+            f"table {NAMESPACE}.{name} does not exist; run `adstream enrich` or `adstream run` "
+            "first"
+        ) from error
+
+
+def spark_catalog_conf(settings: Settings) -> dict[str, str]:
+    """The `spark.sql.catalog.adstream.*` options for the same catalog as `open_catalog`."""
+    prefix = f"spark.sql.catalog.{CATALOG_NAME}"
+    conf = {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.warehouse": warehouse(settings),
+        # Every read sees the latest commit, also one made by another session or process.
+        f"{prefix}.cache-enabled": "false",
+    }
+    uri = catalog_uri(settings)
+    if settings.catalog_type == "sql":
+        if uri is None:
+            raise AdstreamError("catalog_uri is required for a sql catalog")
+        conf |= {f"{prefix}.type": "jdbc", f"{prefix}.jdbc.schema-version": "V1"}
+        conf |= {f"{prefix}.{key}": value for key, value in _jdbc(uri).items()}
+    else:
+        conf[f"{prefix}.type"] = settings.catalog_type
+        if uri is not None:
+            conf[f"{prefix}.uri"] = uri
+    conf |= {f"{prefix}.{key}": value for key, value in settings.catalog_properties.items()}
+    return conf
+
+
+def _jdbc(sqlalchemy_uri: str) -> dict[str, str]:
+    """The Java JDBC catalog's `uri` (and credentials) for pyiceberg's SQLAlchemy URL."""
+    url = make_url(sqlalchemy_uri)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return {"uri": f"jdbc:sqlite:{url.database}"}
+    address = url.host or "localhost"
+    if url.port is not None:
+        address += f":{url.port}"
+    options = {"uri": f"jdbc:{backend}://{address}/{url.database or ''}"}
+    if url.username is not None:
+        options["jdbc.user"] = url.username
+    if url.password is not None:
+        options["jdbc.password"] = str(url.password)
+    return options
+
+
+def row_counts(settings: Settings) -> dict[str, int]:
+    """Rows in each table now (from the current snapshot's summary; 0 for an empty table)."""
+    catalog = open_catalog(settings)
+    counts = {}
+    for table in TABLES:
+        snapshot = load_table(catalog, table.name).current_snapshot()
+        summary = snapshot.summary if snapshot is not None else None
+        total = summary.additional_properties.get("total-records") if summary else None
+        counts[table.name] = int(total) if total is not None else 0
+    return counts

@@ -1,0 +1,176 @@
+"""`adstream verify`: the reconciliation a billing team runs (SPEC section 4).
+
+Every outcome is recomputed in batch from the raw input topics by `adstream.events.reference`
+(plain Python, independent of the Flink and Spark code) and compared with what the tables
+hold: a count per outcome, and the revenue of the attributed clicks.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+from adstream.events.outcomes import (
+    CLICKS_TOPIC,
+    IMPRESSIONS_TOPIC,
+    INVALID_REASONS,
+    Stream,
+)
+from adstream.events.reference import Outcomes, SourceRecord, recompute
+from adstream.events.schema import PRICE_SCALE
+from adstream.query import run_query
+from adstream.services.kafka_client import read_topic
+from adstream.settings import Settings
+
+INPUT_STREAMS: Final[dict[str, Stream]] = {IMPRESSIONS_TOPIC: "impressions", CLICKS_TOPIC: "clicks"}
+ATTRIBUTED: Final = "attributed click"
+UNIQUE: Final = "unique impression"
+UNMATCHED: Final = "unmatched click"
+CENT_FRACTION: Final = Decimal(1).scaleb(-PRICE_SCALE)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Records per outcome (`attributed click`, `clicks late_event`, ...) and click revenue."""
+
+    counts: Counter[str]
+    revenue: Decimal
+
+    def accounting(self, impressions_in: int, clicks_in: int) -> str:
+        """SPEC section 4's two identities, with these counts."""
+        invalid = {
+            stream: sum(self.counts[f"{stream} {reason}"] for reason in INVALID_REASONS)
+            for stream in ("impressions", "clicks")
+        }
+
+        def n(key: str) -> str:
+            return f"{self.counts[key]:,}"
+
+        return (
+            f"impressions in {impressions_in:,} = unique {n(UNIQUE)}"
+            f" + duplicate {n('impressions duplicate_impression')}"
+            f" + invalid {invalid['impressions']:,} + late {n('impressions late_event')}\n"
+            f"clicks in {clicks_in:,} = attributed {n(ATTRIBUTED)}"
+            f" + duplicate {n('clicks duplicate_click')} + unmatched {n(UNMATCHED)}"
+            f" + invalid {invalid['clicks']:,} + late {n('clicks late_event')}\n"
+            f"attributed click revenue {self.revenue} USD\n"
+        )
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Expected against stored, and the input it was computed from."""
+
+    impressions_in: int
+    clicks_in: int
+    expected: Tally
+    stored: Tally
+
+    @property
+    def ok(self) -> bool:
+        """Every outcome and the revenue agree."""
+        return self.expected == self.stored
+
+    def render(self) -> str:
+        """A fixed-width report, one outcome per line, differences marked, then the verdict."""
+        rows = [
+            f"input: {self.impressions_in:,} impressions, {self.clicks_in:,} clicks",
+            f"{'outcome':<38}{'expected':>14}{'stored':>14}",
+        ]
+        for outcome in sorted(self.expected.counts.keys() | self.stored.counts.keys()):
+            expected, stored = self.expected.counts[outcome], self.stored.counts[outcome]
+            mark = "" if expected == stored else "  <-- differs"
+            rows.append(f"{outcome:<38}{expected:>14,}{stored:>14,}{mark}")
+        mark = "" if self.expected.revenue == self.stored.revenue else "  <-- differs"
+        rows.append(
+            f"{'attributed click revenue (USD)':<38}"
+            f"{self.expected.revenue:>14}{self.stored.revenue:>14}{mark}"
+        )
+        rows.append("verify: OK" if self.ok else "verify: DIFFERENCES FOUND")
+        return "\n".join(rows) + "\n"
+
+
+def read_source_records(settings: Settings) -> list[SourceRecord]:
+    """The raw input records (read_committed), as the batch recomputation takes them."""
+    return [
+        SourceRecord(INPUT_STREAMS[r.topic], r.partition, r.offset, r.timestamp_ms, r.value)
+        for topic in INPUT_STREAMS
+        for r in read_topic(settings, topic)
+    ]
+
+
+def expected_outcomes(settings: Settings, records: list[SourceRecord]) -> Outcomes:
+    """SPEC section 3 over the records, with this instance's W, D and future bound."""
+    return recompute(
+        records,
+        attribution_window_ms=_ms(settings.attribution_window.total_seconds()),
+        out_of_orderness_ms=_ms(settings.out_of_orderness.total_seconds()),
+        future_bound_ms=_ms(settings.future_bound.total_seconds()),
+    )
+
+
+def click_revenue(click_price: Decimal, multiplier: Decimal) -> Decimal:
+    """SPEC section 5: click_price times the multiplier, rounded half-up to 6 places."""
+    return (click_price * multiplier).quantize(CENT_FRACTION, ROUND_HALF_UP)
+
+
+def expected_tally(settings: Settings, outcomes: Outcomes) -> Tally:
+    """What the tables should hold for these outcomes.
+
+    A joined row failing SPEC section 5's checks cannot come out of a correct join (its prices
+    were validated, its click is not before its impression), so every one is expected enriched.
+    """
+    counts: Counter[str] = Counter(
+        {
+            ATTRIBUTED: len(outcomes.joined),
+            UNIQUE: len(outcomes.unique_impressions),
+            UNMATCHED: len(outcomes.unmatched_clicks),
+        }
+    )
+    counts.update(f"{record.stream} {reason.value}" for record, reason in outcomes.rejected)
+    revenue = sum(
+        (click_revenue(row["click_price"], settings.revenue_multiplier) for row in outcomes.joined),
+        Decimal(0).quantize(CENT_FRACTION),
+    )
+    return Tally(counts, revenue)
+
+
+def stored_tally(settings: Settings) -> Tally:
+    """What the tables hold now."""
+    attributed, revenue = run_query(
+        settings, "SELECT count(*), coalesce(sum(click_revenue), 0) FROM enriched_ad_data"
+    ).rows[0]
+    counts: Counter[str] = Counter(
+        {
+            ATTRIBUTED: attributed,
+            UNIQUE: _count(settings, "impressions"),
+            UNMATCHED: _count(settings, "unmatched_clicks"),
+        }
+    )
+    rejected = run_query(
+        settings, "SELECT stream, reason, count(*) FROM rejected_events GROUP BY stream, reason"
+    ).rows
+    counts.update({f"{stream} {reason}": count for stream, reason, count in rejected})
+    return Tally(+counts, Decimal(revenue).quantize(CENT_FRACTION))
+
+
+def reconcile(settings: Settings) -> Reconciliation:
+    """Recompute from the input topics and compare with the tables."""
+    records = read_source_records(settings)
+    inputs = Counter(record.stream for record in records)
+    expected = expected_tally(settings, expected_outcomes(settings, records))
+    return Reconciliation(
+        inputs["impressions"],
+        inputs["clicks"],
+        Tally(+expected.counts, expected.revenue),
+        stored_tally(settings),
+    )
+
+
+def _count(settings: Settings, table: str) -> int:
+    count: int = run_query(settings, f"SELECT count(*) FROM {table}").rows[0][0]
+    return count
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
