@@ -73,6 +73,7 @@ format: setup ## Format the code
 bench: setup ## Benchmarks (results in docs/benchmarks.md)
 	$(BIN)/python bench/generator_throughput.py
 	$(BIN)/python bench/join_throughput.py
+	$(BIN)/python bench/pipeline_throughput.py
 
 clean: ## Remove environments, jars and local data
 	rm -rf $(VENV) $(FLINK_VENV) lib java/target .adstream .pytest_cache .mypy_cache .ruff_cache

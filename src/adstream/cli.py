@@ -332,6 +332,7 @@ ENRICH: Final = (
     "premium_threshold",
     "revenue_multiplier",
     "enrich_trigger_interval",
+    "enrich_max_batch_records",
     "spark_master",
     "spark_driver_memory",
 )

@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     enrich_trigger_interval: Seconds = Field(
         timedelta(seconds=2), description="Micro-batch interval of the enrichment job (seconds)."
     )
+    enrich_max_batch_records: int = Field(
+        500_000,
+        ge=1,
+        description="At most this many outcome records per micro-batch (bounds a catch-up's "
+        "memory).",
+    )
     spark_master: str = Field("local[*]", description="Spark master of the enrichment job.")
     spark_driver_memory: str = Field(
         "1g", pattern=r"^\d+[mg]$", description="Java heap of the Spark driver."

@@ -43,6 +43,7 @@ def outcome_records(spark: SparkSession, params: EnrichParams, starting: str) ->
         .option("subscribe", ",".join(OUTCOME_TOPICS))
         .option("kafka.isolation.level", "read_committed")
         .option("startingOffsets", starting)
+        .option("maxOffsetsPerTrigger", str(params.max_batch_records))
         .load()
         .selectExpr("topic", "partition", "offset", "CAST(value AS STRING) AS value")
     )

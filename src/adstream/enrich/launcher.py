@@ -41,6 +41,7 @@ def enrich_params(settings: Settings, *, bounded: bool) -> EnrichParams:
         checkpoint_dir=str(checkpoint_dir(settings)),
         lock_file=str(home / "enrich.lock"),
         trigger_interval_ms=round(settings.enrich_trigger_interval.total_seconds() * 1000),
+        max_batch_records=settings.enrich_max_batch_records,
         bounded=bounded,
         premium_threshold=str(settings.premium_threshold),
         revenue_multiplier=str(settings.revenue_multiplier),

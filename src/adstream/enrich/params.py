@@ -25,6 +25,7 @@ class EnrichParams:
     checkpoint_dir: str
     lock_file: str
     trigger_interval_ms: int
+    max_batch_records: int
     bounded: bool
     premium_threshold: str
     revenue_multiplier: str
