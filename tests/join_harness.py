@@ -32,6 +32,20 @@ TOPIC_OF: dict[Stream, str] = {"impressions": IMPRESSIONS_TOPIC, "clicks": CLICK
 
 def recreate_topics(settings: Settings, partitions: int) -> None:
     """Empty every adstream topic (delete and create), so a test sees only its own records."""
+    delete_topics(settings)
+    admin = admin_client(settings)
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in ALL_TOPICS]
+    for future in admin.create_topics(new, operation_timeout=30).values():
+        future.result()
+    wait_until(  # created is not yet visible: the broker's metadata follows the controller
+        lambda: set(ALL_TOPICS) <= set(admin.list_topics(timeout=30).topics),
+        timeout=60,
+        what="topics to be created",
+    )
+
+
+def delete_topics(settings: Settings) -> None:
+    """Delete every adstream topic and wait until the broker no longer lists them."""
     admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=30).topics) & set(ALL_TOPICS)
     if existing:
@@ -42,14 +56,6 @@ def recreate_topics(settings: Settings, partitions: int) -> None:
             timeout=60,
             what="topics to be deleted",
         )
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in ALL_TOPICS]
-    for future in admin.create_topics(new, operation_timeout=30).values():
-        future.result()
-    wait_until(  # created is not yet visible: the broker's metadata follows the controller
-        lambda: set(ALL_TOPICS) <= set(admin.list_topics(timeout=30).topics),
-        timeout=60,
-        what="topics to be created",
-    )
 
 
 def produce(settings: Settings, records: Iterable[tuple[Stream, str | bytes, str | None]]) -> None:

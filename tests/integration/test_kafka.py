@@ -12,11 +12,11 @@ from confluent_kafka import Consumer
 from adstream.events.outcomes import ALL_TOPICS, INPUT_TOPICS
 from adstream.generator.runner import generate
 from adstream.generator.sinks import KafkaSink
-from adstream.services.kafka_client import consumer_config, topic_partitions
+from adstream.services.kafka_client import consumer_config, ensure_topics, topic_partitions
 from adstream.settings import Settings
 from tests.cli import adstream
 from tests.conftest import instance_env, instance_settings
-from tests.join_harness import recreate_topics
+from tests.join_harness import delete_topics, recreate_topics
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +45,8 @@ def consume_all(
 
 
 def test_topics_exist_with_configured_partitions(kafka: Settings) -> None:
+    delete_topics(kafka)  # other tests recreate them with other partition counts
+    assert set(ensure_topics(kafka)) == set(ALL_TOPICS)  # what `adstream up` does
     partitions = topic_partitions(kafka)
     assert {topic: partitions[topic] for topic in ALL_TOPICS} == {topic: 2 for topic in ALL_TOPICS}
 

@@ -176,8 +176,7 @@ class KafkaBroker:
         command = self._java(
             _STORAGE_TOOL,
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # with '=': an id may start with '-'
             "-c",
             str(self.config_file),
             "--ignore-formatted",
