@@ -28,6 +28,7 @@ _JOB_MODULE: Final = "adstream.join.job"
 _SUBMITTED: Final = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
+_JOB_STARTED: Final = "adstream-join: job id:"
 
 
 def instance_id(settings: Settings) -> str:
@@ -173,8 +174,8 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
     began = time.monotonic()
     log_file = flink_home(settings) / "join.log"
     written = log_file.stat().st_size if log_file.exists() else 0
+    process = start_join(settings, bounded=bounded, cluster=cluster)  # creates missing topics
     ends = end_offsets(settings, INPUT_TOPICS) if bounded else None
-    process = start_join(settings, bounded=bounded, cluster=cluster)
     standalone = FlinkCluster(settings) if cluster else None
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -208,6 +209,8 @@ def _drain(
 ) -> bool:
     """Ask the job to drain and stop with a savepoint; False when it cannot be asked yet."""
     if cluster is None:
+        if _JOB_STARTED not in client_output:
+            return False  # its signal handlers are not installed yet: SIGUSR1 would kill it
         process.send_signal(signal.SIGUSR1)  # the job process stops itself (job.py)
         return True
     job_id = _submitted_job(client_output)

@@ -105,20 +105,32 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
 
 
 def end_offsets(settings: Settings, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
-    """The current end offset of every partition of `topics`."""
+    """The current end offset of every partition of `topics` (waits out a new topic's election)."""
     consumer = Consumer(consumer_config(settings, "adstream-reader"))
+    deadline = time.monotonic() + 60
     try:
-        ends = {}
-        for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-            if metadata.error is not None:
-                raise AdstreamError(f"cannot read topic {topic}: {metadata.error.str()}")
-            for partition in sorted(metadata.partitions):
-                tp = TopicPartition(topic, partition)
-                ends[(topic, partition)] = consumer.get_watermark_offsets(tp, timeout=30)[1]
-        return ends
+        while True:
+            try:
+                return _end_offsets(consumer, topics)
+            except KafkaException as error:
+                if not error.args[0].retriable() or time.monotonic() > deadline:
+                    reason = error.args[0].str()
+                    raise AdstreamError(f"cannot read end offsets: {reason}") from error
+                time.sleep(0.5)
     finally:
         consumer.close()
+
+
+def _end_offsets(consumer: Consumer, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    ends = {}
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        if metadata.error is not None:
+            raise AdstreamError(f"cannot read topic {topic}: {metadata.error.str()}")
+        for partition in sorted(metadata.partitions):
+            tp = TopicPartition(topic, partition)
+            ends[(topic, partition)] = consumer.get_watermark_offsets(tp, timeout=30)[1]
+    return ends
 
 
 def offset_span(settings: Settings, topic: str) -> int:
