@@ -3,10 +3,11 @@
 Starts a private broker (own data dir and ports), preloads N events with every fault knob on
 (fixed seed), then runs `adstream join --bounded` three times, each time from a fresh data
 directory (so it reads everything again), and reports the median events/s: wall time of the whole
-command, including JVM start-up and the final commit. Before the events are written it runs the
-join as often on the empty topics: the median of those is the fixed cost (JVM and job start-up,
-planning, the final checkpoint, shut-down), and events / (median time - fixed cost) is the
-processing rate alone. Results: bench/results/join_throughput.json.
+command, including JVM start-up and the final commit. Before that it does the same with 1,000
+events on a broker of their own: the median of those runs is the fixed cost (JVM and job
+start-up, planning, the final checkpoint and drain, shut-down), and the other events over the
+time beyond the fixed cost is the processing rate alone.
+Results: bench/results/join_throughput.json.
 
     .venv/bin/python bench/join_throughput.py [--events 200000] [--runs 3] [--parallelism 1]
 """
@@ -30,6 +31,8 @@ from adstream.settings import Settings, load_settings
 from generator_throughput import free_port, summary
 
 RESULTS = Path(__file__).parent / "results" / "join_throughput.json"
+STARTUP_EVENTS = 1_000
+"""The fixed cost is measured as the time for this few events (a run with none cannot drain)."""
 FAULTS = {
     "out_of_order_fraction": 0.05,
     "late_fraction": 0.01,
@@ -50,37 +53,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as root:
         settings = load_settings(
-            data_dir=Path(root) / "broker",
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
             seed=7,
             rate=0,
-            events=args.events,
             start_time=datetime(2026, 11, 1, tzinfo=UTC),
             join_parallelism=args.parallelism,
             **FAULTS,
         )
-        broker = KafkaBroker(settings)
-        broker.start()
-        try:
-            empty_runs = []
-            for run in range(1, args.runs + 1):
-                empty = settings.model_copy(update={"data_dir": Path(root) / f"empty-{run}"})
-                empty_runs.append(timed_join(empty))
-                print(f"empty input, run {run}: {empty_runs[-1]:.1f} s", flush=True)
-            fixed_cost = statistics.median(empty_runs)
-            generate(settings, KafkaSink(settings, INPUT_TOPICS))
-            durations = []
-            for run in range(1, args.runs + 1):
-                fresh = settings.model_copy(update={"data_dir": Path(root) / f"join-{run}"})
-                durations.append(timed_join(fresh))
-                print(f"run {run}: {durations[-1]:.1f} s", flush=True)
-        finally:
-            broker.stop()
+        small_runs = timed_runs(settings, Path(root) / "small", STARTUP_EVENTS, args.runs)
+        durations = timed_runs(settings, Path(root) / "full", args.events, args.runs)
 
     rates = [args.events / seconds for seconds in durations]
     median_seconds = statistics.median(durations)
-    processing_rate = args.events / (median_seconds - fixed_cost)
+    fixed_cost = statistics.median(small_runs)
+    processing_rate = (args.events - STARTUP_EVENTS) / (median_seconds - fixed_cost)
 
     result = {
         "benchmark": "join_throughput",
@@ -90,7 +75,8 @@ def main() -> None:
         "fault_fractions": FAULTS,
         "events_per_s": summary(rates),
         "seconds": durations,
-        "empty_input_seconds": empty_runs,
+        "seconds_for_startup_events": small_runs,
+        "startup_events": STARTUP_EVENTS,
         "fixed_cost_seconds": fixed_cost,
         "processing_events_per_s": processing_rate,
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
@@ -106,6 +92,29 @@ def main() -> None:
         f"{fixed_cost:.1f} s of the median {median_seconds:.1f} s is the fixed cost, so "
         f"{processing_rate:,.0f} events/s processing alone"
     )
+
+
+def timed_runs(settings: Settings, root: Path, events: int, runs: int) -> list[float]:
+    """Seconds of each of `runs` bounded joins over `events` events, on a broker of their own."""
+    settings = settings.model_copy(
+        update={
+            "data_dir": root / "broker",
+            "kafka_port": free_port(),
+            "kafka_controller_port": free_port(),
+            "events": events,
+        }
+    )
+    broker = KafkaBroker(settings)
+    broker.start()
+    try:
+        generate(settings, KafkaSink(settings, INPUT_TOPICS))
+        durations = []
+        for run in range(1, runs + 1):
+            durations.append(timed_join(settings.model_copy(update={"data_dir": root / str(run)})))
+            print(f"{events:,} events, run {run}: {durations[-1]:.1f} s", flush=True)
+        return durations
+    finally:
+        broker.stop()
 
 
 def timed_join(settings: Settings) -> float:
