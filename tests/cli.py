@@ -1,6 +1,7 @@
 """Run the `adstream` console script the way a user does."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,12 @@ def adstream(
         timeout=timeout,
         check=False,
     )
+
+
+def interruptible() -> None:
+    """Popen's preexec_fn: Ctrl-C (SIGINT) works in the child as in a terminal.
+
+    A shell starts background jobs with SIGINT ignored and children inherit that, so a test
+    run started that way would otherwise send its interrupts into the void.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ from adstream.join.launcher import latest_checkpoint
 from adstream.services.kafka_client import read_topic
 from adstream.services.process import wait_until
 from adstream.settings import Settings
-from tests.cli import ADSTREAM, adstream
+from tests.cli import ADSTREAM, adstream, interruptible
 from tests.conftest import instance_env
 from tests.join_harness import (
     assert_same_outputs,
@@ -44,6 +44,7 @@ def start_join(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=interruptible,
         )
 
 

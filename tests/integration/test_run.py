@@ -16,7 +16,7 @@ from adstream.query import run_query
 from adstream.services.kafka_client import broker_reachable
 from adstream.settings import Settings
 from adstream.verify import expected_outcomes, read_source_records
-from tests.cli import ADSTREAM, adstream
+from tests.cli import ADSTREAM, adstream, interruptible
 from tests.conftest import instance_env, instance_settings
 
 pytestmark = pytest.mark.integration
@@ -36,6 +36,7 @@ def start_run(settings: Settings, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
 
 
