@@ -18,6 +18,8 @@ from adstream.events.outcomes import (
 )
 from adstream.events.reference import Outcomes, SourceRecord, recompute
 from adstream.events.schema import PRICE_SCALE
+from adstream.lakehouse.catalog import row_counts
+from adstream.lakehouse.tables import IMPRESSIONS, UNMATCHED_CLICKS
 from adstream.query import run_query
 from adstream.services.kafka_client import read_topic
 from adstream.settings import Settings
@@ -140,12 +142,9 @@ def stored_tally(settings: Settings) -> Tally:
     attributed, revenue = run_query(
         settings, "SELECT count(*), coalesce(sum(click_revenue), 0) FROM enriched_ad_data"
     ).rows[0]
+    rows = row_counts(settings)  # from snapshot summaries: no table read just to count
     counts: Counter[str] = Counter(
-        {
-            ATTRIBUTED: attributed,
-            UNIQUE: _count(settings, "impressions"),
-            UNMATCHED: _count(settings, "unmatched_clicks"),
-        }
+        {ATTRIBUTED: attributed, UNIQUE: rows[IMPRESSIONS], UNMATCHED: rows[UNMATCHED_CLICKS]}
     )
     rejected = run_query(
         settings, "SELECT stream, reason, count(*) FROM rejected_events GROUP BY stream, reason"
@@ -165,11 +164,6 @@ def reconcile(settings: Settings) -> Reconciliation:
         Tally(+expected.counts, expected.revenue),
         stored_tally(settings),
     )
-
-
-def _count(settings: Settings, table: str) -> int:
-    count: int = run_query(settings, f"SELECT count(*) FROM {table}").rows[0][0]
-    return count
 
 
 def _ms(seconds: float) -> int:
