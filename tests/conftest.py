@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
+from adstream.enrich.session import base_conf, build_session
 from adstream.settings import ENV_PREFIX, Settings, load_settings
 
 # Assertions in the shared harness explain their failures like those in test modules.
@@ -64,3 +66,11 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield settings
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """A local Spark session (one JVM) for tests of column expressions on small DataFrames."""
+    session = build_session({**base_conf("local[1]"), "spark.sql.shuffle.partitions": "1"})
+    yield session
+    session.stop()

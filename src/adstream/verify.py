@@ -2,7 +2,8 @@
 
 Every outcome is recomputed in batch from the raw input topics by `adstream.events.reference`
 (plain Python, independent of the Flink and Spark code) and compared with what the tables
-hold: a count per outcome, and the revenue of the attributed clicks.
+hold: a count per outcome, and the revenue of the attributed clicks. campaign_metrics_minute
+is recomputed from the base tables in DuckDB SQL and compared with the table row by row.
 """
 
 from collections import Counter
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
+from adstream.enrich.rules import OTHER_PLATFORM, PLATFORM_CATEGORIES
 from adstream.events.outcomes import (
     CLICKS_TOPIC,
     IMPRESSIONS_TOPIC,
@@ -19,7 +21,7 @@ from adstream.events.outcomes import (
 from adstream.events.reference import Outcomes, SourceRecord, recompute
 from adstream.events.schema import PRICE_SCALE
 from adstream.lakehouse.catalog import row_counts
-from adstream.lakehouse.tables import IMPRESSIONS, UNMATCHED_CLICKS
+from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE_TABLE, IMPRESSIONS, UNMATCHED_CLICKS
 from adstream.query import run_query
 from adstream.services.kafka_client import read_topic
 from adstream.settings import Settings
@@ -60,6 +62,20 @@ class Tally:
 
 
 @dataclass(frozen=True)
+class MetricsCheck:
+    """campaign_metrics_minute against its recomputation from the base tables."""
+
+    expected_rows: int
+    stored_rows: int
+    differing_rows: int  # rows of either side without an identical row on the other
+
+    @property
+    def ok(self) -> bool:
+        """Row for row the same."""
+        return self.differing_rows == 0 and self.expected_rows == self.stored_rows
+
+
+@dataclass(frozen=True)
 class Reconciliation:
     """Expected against stored, and the input it was computed from."""
 
@@ -67,11 +83,12 @@ class Reconciliation:
     clicks_in: int
     expected: Tally
     stored: Tally
+    metrics: MetricsCheck
 
     @property
     def ok(self) -> bool:
-        """Every outcome and the revenue agree."""
-        return self.expected == self.stored
+        """Every outcome and the revenue agree, and so do the per-minute metrics."""
+        return self.expected == self.stored and self.metrics.ok
 
     def render(self) -> str:
         """A fixed-width report, one outcome per line, differences marked, then the verdict."""
@@ -83,6 +100,12 @@ class Reconciliation:
             expected, stored = self.expected.counts[outcome], self.stored.counts[outcome]
             mark = "" if expected == stored else "  <-- differs"
             rows.append(f"{outcome:<38}{expected:>14,}{stored:>14,}{mark}")
+        check = self.metrics
+        mark = "" if check.ok else f"  <-- {check.differing_rows:,} rows differ"
+        rows.append(
+            f"{'campaign_metrics_minute rows':<38}"
+            f"{check.expected_rows:>14,}{check.stored_rows:>14,}{mark}"
+        )
         mark = "" if self.expected.revenue == self.stored.revenue else "  <-- differs"
         rows.append(
             f"{'attributed click revenue (USD)':<38}"
@@ -153,6 +176,58 @@ def stored_tally(settings: Settings) -> Tally:
     return Tally(+counts, Decimal(revenue).quantize(CENT_FRACTION))
 
 
+def _metrics_sql(settings: Settings) -> str:
+    """SQL recomputing campaign_metrics_minute from the base tables (docs/enrich.md), compared.
+
+    Everything in it is a constant or a number from the settings: no user text.
+    """
+    categories = ", ".join(f"('{raw}', '{name}')" for raw, name in PLATFORM_CATEGORIES.items())
+    threshold = format(Decimal(settings.premium_threshold), "f")
+    columns = ", ".join(CAMPAIGN_METRICS_MINUTE_TABLE.column_names)
+    return f"""
+    WITH categories(platform, category) AS (VALUES {categories}),
+    facts AS (
+        SELECT date_trunc('minute', i.event_time) AS minute, i.campaign_id, i.publisher_id,
+            coalesce(c.category, '{OTHER_PLATFORM}') AS platform_category,
+            1 AS impressions, CASE WHEN i.bid_price > {threshold} THEN 1 ELSE 0 END AS premium,
+            i.bid_price, 0 AS clicks, NULL AS click_revenue, NULL::BIGINT AS duration_ms
+        FROM impressions i LEFT JOIN categories c
+            ON c.platform = lower(regexp_replace(i.platform, '^\\s+|\\s+$', '', 'g'))
+        UNION ALL
+        SELECT date_trunc('minute', click_time), campaign_id, publisher_id, platform_category,
+            0, 0, NULL, 1, click_revenue, epoch_ms(click_time) - epoch_ms(impression_time)
+        FROM enriched_ad_data
+    ),
+    expected AS (
+        SELECT minute, campaign_id, publisher_id, platform_category,
+            sum(impressions)::BIGINT AS impressions,
+            sum(premium)::BIGINT AS premium_impressions,
+            (coalesce(sum(bid_price), 0) * 0.001)::DECIMAL(38, 9) AS spend,
+            sum(clicks)::BIGINT AS clicks,
+            coalesce(sum(click_revenue), 0)::DECIMAL(18, 6) AS click_revenue,
+            CASE WHEN sum(impressions) > 0 THEN sum(clicks) / sum(impressions) END AS ctr,
+            CASE WHEN sum(impressions) > 0 THEN sum(premium) / sum(impressions) END
+                AS premium_share,
+            median(duration_ms) / 1000.0 AS median_engagement_duration,
+            coalesce(list_sort(list(duration_ms) FILTER (duration_ms IS NOT NULL)), [])
+                AS engagement_durations_ms
+        FROM facts GROUP BY ALL
+    ),
+    stored AS (SELECT {columns} FROM campaign_metrics_minute)
+    SELECT
+        (SELECT count(*) FROM expected),
+        (SELECT count(*) FROM stored),
+        (SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM stored))
+        + (SELECT count(*) FROM (SELECT * FROM stored EXCEPT ALL SELECT * FROM expected))
+    """
+
+
+def check_metrics(settings: Settings) -> MetricsCheck:
+    """Recompute campaign_metrics_minute from the base tables and compare row by row."""
+    expected, stored, differing = run_query(settings, _metrics_sql(settings)).rows[0]
+    return MetricsCheck(expected, stored, differing)
+
+
 def reconcile(settings: Settings) -> Reconciliation:
     """Recompute from the input topics and compare with the tables."""
     records = read_source_records(settings)
@@ -163,6 +238,7 @@ def reconcile(settings: Settings) -> Reconciliation:
         inputs["clicks"],
         Tally(+expected.counts, expected.revenue),
         stored_tally(settings),
+        check_metrics(settings),
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import Producer
 
 from adstream.enrich.launcher import checkpoint_dir
+from adstream.enrich.rules import OTHER_PLATFORM, PLATFORM_CATEGORIES
 from adstream.events.outcomes import (
     IMPRESSIONS_OUT_TOPIC,
     JOINED_STREAM,
@@ -31,6 +32,7 @@ from adstream.events.outcomes import (
 )
 from adstream.lakehouse.catalog import open_catalog
 from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     IMPRESSIONS,
     NAMESPACE,
@@ -303,7 +305,66 @@ def expected_tables(sent: list[Sent]) -> dict[str, list[dict[str, Any]]]:
                 REJECTED_EVENTS_TOPIC: REJECTED_EVENTS,
             }[item.topic]
             tables[name].append(record)
+    tables[CAMPAIGN_METRICS_MINUTE] = expected_metrics(
+        tables[IMPRESSIONS], tables[ENRICHED_AD_DATA]
+    )
     return {name: _sorted(rows) for name, rows in tables.items()}
+
+
+def expected_metrics(
+    impressions: list[dict[str, Any]], clicks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """campaign_metrics_minute recomputed from rows of the base tables, in plain Python."""
+
+    def minute(moment: datetime) -> datetime:
+        return moment.replace(second=0, microsecond=0)
+
+    def category(platform: str | None) -> str:
+        return PLATFORM_CATEGORIES.get((platform or "").strip().lower(), OTHER_PLATFORM)
+
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def row(key: tuple[Any, ...]) -> dict[str, Any]:
+        zero = {"impressions": 0, "premium_impressions": 0, "spend": Decimal(0), "clicks": 0}
+        return sums.setdefault(key, zero | {"click_revenue": Decimal(0), "durations": []})
+
+    for imp in impressions:
+        key = (minute(imp["event_time"]), imp["campaign_id"], imp["publisher_id"])
+        total = row((*key, category(imp["platform"])))
+        total["impressions"] += 1
+        total["premium_impressions"] += imp["bid_price"] > Decimal("50.00")
+        total["spend"] += imp["bid_price"] / 1000
+    for clicked in clicks:
+        key = (minute(clicked["click_time"]), clicked["campaign_id"], clicked["publisher_id"])
+        total = row((*key, clicked["platform_category"]))
+        total["clicks"] += 1
+        total["click_revenue"] += clicked["click_revenue"]
+        ms = clicked["click_time"] - clicked["impression_time"]
+        total["durations"].append(ms // timedelta(milliseconds=1))
+    rows = []
+    for (at, campaign, publisher, platform), total in sums.items():
+        durations = sorted(total.pop("durations"))
+        n, shown = total["impressions"], len(durations)
+        median = None
+        if shown:
+            middle = durations[(shown - 1) // 2] + durations[shown // 2]
+            median = middle / 2000
+        rows.append(
+            {
+                "minute": at,
+                "campaign_id": campaign,
+                "publisher_id": publisher,
+                "platform_category": platform,
+                **total,
+                "spend": total["spend"].quantize(Decimal("1e-9")),
+                "click_revenue": total["click_revenue"].quantize(Decimal("1e-6")),
+                "ctr": total["clicks"] / n if n else None,
+                "premium_share": total["premium_impressions"] / n if n else None,
+                "median_engagement_duration": median,
+                "engagement_durations_ms": durations,
+            }
+        )
+    return rows
 
 
 def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -397,6 +458,12 @@ def test_tables_are_partitioned_iceberg_v2(lake: Settings) -> None:
             column,
             "day",
         )
+    metrics = catalog.load_table(f"{NAMESPACE}.{CAMPAIGN_METRICS_MINUTE}")
+    [field] = metrics.spec().fields
+    assert (metrics.schema().find_column_name(field.source_id), str(field.transform)) == (
+        "minute",
+        "identity",
+    )
     files = catalog.load_table(f"{NAMESPACE}.{ENRICHED_AD_DATA}").inspect.files().to_pylist()
     days = {file["partition"]["click_time_day"] for file in files}
     assert len(days) == 2  # j-midnight was clicked on the next day
@@ -482,7 +549,7 @@ def test_replays_lost_checkpoints_and_lost_tables_write_everything_once(
     # A crash after enriched_ad_data committed batch B but before the other tables did, and
     # before Spark recorded the batch: the replay completes the others, adds nothing twice.
     catalog = open_catalog(settings)
-    for name in (IMPRESSIONS, UNMATCHED_CLICKS, REJECTED_EVENTS):
+    for name in (IMPRESSIONS, UNMATCHED_CLICKS, REJECTED_EVENTS, CAMPAIGN_METRICS_MINUTE):
         table = catalog.load_table(f"{NAMESPACE}.{name}")
         table.manage_snapshots().set_current_snapshot(snapshots_a[name][-1]).commit()
     assert read_tables(settings)[IMPRESSIONS] == expected_a[IMPRESSIONS]

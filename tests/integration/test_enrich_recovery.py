@@ -15,7 +15,13 @@ from adstream.lakehouse.catalog import ensure_tables, row_counts
 from adstream.query import run_query
 from adstream.services.process import wait_until
 from adstream.settings import Settings
-from adstream.verify import expected_outcomes, expected_tally, read_source_records, stored_tally
+from adstream.verify import (
+    check_metrics,
+    expected_outcomes,
+    expected_tally,
+    read_source_records,
+    stored_tally,
+)
 from tests.cli import ADSTREAM, adstream
 from tests.conftest import instance_env
 from tests.join_harness import join_settings, recreate_topics, run_bounded_join
@@ -83,3 +89,7 @@ def test_kill_minus_nine_then_restart_writes_every_row_once(
             settings, f"SELECT count(*), count(DISTINCT ({key})) FROM {table}"
         ).rows[0]
         assert rows == distinct, f"{table} holds {rows - distinct} duplicate rows"
+    # The per-minute metrics were rewritten across the kill, and still sum the base tables.
+    metrics = check_metrics(settings)
+    assert metrics.ok, metrics
+    assert metrics.stored_rows > 1000

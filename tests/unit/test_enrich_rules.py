@@ -6,7 +6,6 @@ test-unit` stays JVM-free; `make test` runs them all.
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,14 +16,20 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
 from adstream.enrich.decode import spark_type
-from adstream.enrich.offsets import format_offsets, merge, parse_offsets, starting_offsets
+from adstream.enrich.offsets import (
+    TABLE_SOURCES,
+    format_offsets,
+    merge,
+    missing_tables,
+    parse_offsets,
+    starting_offsets,
+)
 from adstream.enrich.rules import (
     REJECTION_DETAIL,
     EnrichRules,
     enrich,
     invalid,
 )
-from adstream.enrich.session import base_conf, build_session
 from adstream.events.schema import money
 from adstream.lakehouse.tables import ENRICHED_AD_DATA_TABLE, JOINED_COLUMNS
 
@@ -32,13 +37,6 @@ needs_spark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 DEFAULT_RULES = EnrichRules()
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    session = build_session({**base_conf("local[1]"), "spark.sql.shuffle.partitions": "1"})
-    yield session
-    session.stop()
 
 
 def joined_row(**changes: Any) -> dict[str, Any]:
@@ -274,6 +272,7 @@ def test_without_checkpoint_each_partition_resumes_after_its_slowest_table() -> 
         "rejected_events": {"joined_output": {0: 4}, "rejected_events": {0: 2, 1: 3}},
         "impressions": {"unique_impressions": {0: 0}},
         "unmatched_clicks": {},
+        "campaign_metrics_minute": {"joined_output": {0: 6}, "unique_impressions": {0: 3}},
     }
     partitions = {
         "joined_output": 2,
@@ -288,3 +287,16 @@ def test_without_checkpoint_each_partition_resumes_after_its_slowest_table() -> 
         "unmatched_clicks": {"0": -2},
         "rejected_events": {"0": 3, "1": 4},
     }
+
+
+def test_a_table_that_missed_what_the_others_took_in_is_found() -> None:
+    base = {
+        "enriched_ad_data": {"joined_output": {0: 10}},
+        "rejected_events": {"joined_output": {0: 10}},
+        "impressions": {"unique_impressions": {0: 3}},
+        "unmatched_clicks": {},  # its topic had nothing yet: not missing
+    }
+    assert missing_tables(base) == ["campaign_metrics_minute"]  # added by an upgrade
+    both = base | {"campaign_metrics_minute": {"joined_output": {0: 10}}}
+    assert missing_tables(both) == []
+    assert missing_tables({}) == list(TABLE_SOURCES)  # the tables are gone

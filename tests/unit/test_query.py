@@ -64,7 +64,10 @@ def test_sums_money_exactly_and_prints_utc_times(lakehouse: Settings) -> None:
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        ("SELECT * FROM clicks", "unknown table 'clicks'; the tables are: enriched_ad_data, "),
+        (
+            "SELECT * FROM clicks",
+            "unknown table 'clicks'; the tables are: campaign_metrics_minute, enriched_ad_data, ",
+        ),
         ("SELEC 1", 'bad SQL: Parser Error: syntax error at or near "SELEC"'),
         ("DROP TABLE impressions", "only read-only SELECT queries are allowed (got DROP)"),
         ("SELECT 1; SELECT 2", "give exactly one SQL statement (got 2)"),

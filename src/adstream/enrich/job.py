@@ -22,7 +22,12 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from adstream.enrich.offsets import OffsetMap, all_committed_offsets, starting_offsets
+from adstream.enrich.offsets import (
+    OffsetMap,
+    all_committed_offsets,
+    missing_tables,
+    starting_offsets,
+)
 from adstream.enrich.params import EXIT_FAILED, EXIT_LOCKED, EnrichParams
 from adstream.enrich.rules import EnrichRules
 from adstream.enrich.session import build_session
@@ -56,15 +61,19 @@ def _log_entries(folder: Path) -> list[Path]:
 def _resume_point(params: EnrichParams, committed: dict[str, OffsetMap]) -> str:
     """`startingOffsets` for a query without checkpoint; ignored by Spark when there is one.
 
-    A checkpoint that has committed batches while no table has taken anything in belongs to
-    tables that are gone (deleted, or a new warehouse): it is set aside, so the tables are
-    rebuilt from the topics instead of silently missing everything before it.
+    A checkpoint that has committed batches while a table has taken nothing in belongs to
+    tables that are gone (deleted, or a new warehouse), or predates a table (one added by an
+    upgrade): it is set aside, so the tables are built from the topics instead of silently
+    missing everything before it. Each table still skips what it holds.
     """
     checkpoint = Path(params.checkpoint_dir)
-    taken_any = any(committed.values())
-    if _log_entries(checkpoint / "commits") and not taken_any:
+    if _log_entries(checkpoint / "commits") and missing_tables(committed):
         stale = checkpoint.with_name(checkpoint.name + ".stale")
-        log.warning("the tables hold nothing the checkpoint has seen; moving it to %s", stale)
+        log.warning(
+            "%s hold nothing the checkpoint has seen; moving it to %s",
+            ", ".join(missing_tables(committed)),
+            stale,
+        )
         shutil.rmtree(stale, ignore_errors=True)
         checkpoint.rename(stale)
     if _log_entries(checkpoint / "offsets"):

@@ -22,6 +22,7 @@ from adstream.events.outcomes import (
     UNMATCHED_CLICKS_TOPIC,
 )
 from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     IMPRESSIONS,
     REJECTED_EVENTS,
@@ -38,6 +39,8 @@ TABLE_SOURCES: Final[dict[str, tuple[str, ...]]] = {
     UNMATCHED_CLICKS: (UNMATCHED_CLICKS_TOPIC,),
     # Rejected records of the join, and the joined rows that fail validation.
     REJECTED_EVENTS: (REJECTED_EVENTS_TOPIC, JOINED_TOPIC),
+    # The unique impressions and the valid joined rows, summed per minute.
+    CAMPAIGN_METRICS_MINUTE: (IMPRESSIONS_OUT_TOPIC, JOINED_TOPIC),
 }
 """The topics each table is fed from."""
 
@@ -111,3 +114,17 @@ def starting_offsets(committed: Mapping[str, OffsetMap], partitions: Mapping[str
             start = min(known) + 1 if len(known) == len(taken) else -2
             positions[topic][str(partition)] = start
     return json.dumps(positions)
+
+
+def missing_tables(committed: Mapping[str, OffsetMap]) -> list[str]:
+    """Tables holding nothing of what the job has taken in.
+
+    All of them when no table has taken anything; else those that have taken nothing from a
+    topic another table has taken from (a table added by an upgrade, or a dropped one).
+    """
+    taken = {topic for offsets in committed.values() for topic, parts in offsets.items() if parts}
+    return [
+        table
+        for table, sources in TABLE_SOURCES.items()
+        if not committed.get(table) and (not taken or taken.intersection(sources))
+    ]

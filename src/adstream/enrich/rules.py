@@ -48,7 +48,7 @@ class EnrichRules:
     revenue_multiplier: Decimal = Decimal("1.2")
 
 
-def _decimal_literal(value: Decimal) -> Column:
+def decimal_literal(value: Decimal) -> Column:
     """`value` as a decimal literal of exactly its own precision and scale."""
     _, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):
@@ -105,7 +105,7 @@ def rejection_detail() -> Column:
 
 def is_premium_ad(rules: EnrichRules) -> Column:
     """bid_price above the premium threshold."""
-    return F.coalesce(F.col("bid_price") > _decimal_literal(rules.premium_threshold), F.lit(False))
+    return F.coalesce(F.col("bid_price") > decimal_literal(rules.premium_threshold), F.lit(False))
 
 
 def engagement_duration() -> Column:
@@ -123,7 +123,7 @@ def platform_category() -> Column:
 
 def click_revenue(rules: EnrichRules) -> Column:
     """click_price times the multiplier, rounded half-up to 6 places, as decimal(18, 6)."""
-    product = F.col("click_price") * _decimal_literal(rules.revenue_multiplier)
+    product = F.col("click_price") * decimal_literal(rules.revenue_multiplier)
     return F.round(product, PRICE_SCALE).cast(MONEY_TYPE)
 
 

@@ -1,9 +1,11 @@
-"""Each micro-batch of outcome records to the four tables, exactly once (docs/enrich.md).
+"""Each micro-batch of outcome records to the tables, exactly once (docs/enrich.md).
 
-Before appending, a batch drops the records at or below the offsets a table has taken in
-(`adstream.enrich.offsets`), and each append records the new offsets in its snapshot. So a
+Before writing, a batch drops the records at or below the offsets a table has taken in
+(`adstream.enrich.offsets`), and each commit records the new offsets in its snapshot. So a
 replayed batch (a crash between a table commit and Spark's commit log, a lost checkpoint, a
-restart from older offsets) appends nothing twice, and each table can be committed on its own.
+restart from older offsets) adds nothing twice, and each table can be committed on its own.
+The four base tables are appended to; campaign_metrics_minute has the minutes the batch
+touches rewritten (`adstream.enrich.metrics`).
 """
 
 import logging
@@ -11,6 +13,7 @@ import logging
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from adstream.enrich import metrics
 from adstream.enrich.decode import decode
 from adstream.enrich.offsets import (
     OFFSETS_PROPERTY,
@@ -25,7 +28,11 @@ from adstream.events.outcomes import JOINED_STREAM, JOINED_TOPIC, REJECTED_EVENT
 from adstream.events.schema import MAX_RAW_PAYLOAD_BYTES
 from adstream.lakehouse.catalog import CATALOG_NAME
 from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE,
+    CAMPAIGN_METRICS_MINUTE_TABLE,
     ENRICHED_AD_DATA,
+    ENRICHED_AD_DATA_TABLE,
+    IMPRESSIONS_TABLE,
     JOINED_COLUMNS,
     REJECTED_EVENTS,
     REJECTED_EVENTS_TABLE,
@@ -57,7 +64,7 @@ def _of_topic(records: DataFrame, topic: str) -> DataFrame:
 
 
 class BatchWriter:
-    """The `foreachBatch` function: one append per table that has new records in the batch."""
+    """The `foreachBatch` function: one commit per table that has new records in the batch."""
 
     def __init__(self, rules: EnrichRules, committed: dict[str, OffsetMap]) -> None:
         """Start from the offsets the tables have taken in (`all_committed_offsets`)."""
@@ -72,11 +79,11 @@ class BatchWriter:
             for row in batch.groupBy("topic", "partition").agg(F.max("offset")).collect():
                 seen.setdefault(row[0], {})[row[1]] = row[2]
             for table in TABLES:
-                self._append(table, batch, seen, batch_id)
+                self._write(table, batch, seen, batch_id)
         finally:
             batch.unpersist()
 
-    def _append(
+    def _write(
         self, table: TableDefinition, batch: DataFrame, seen: OffsetMap, batch_id: int
     ) -> None:
         sources = TABLE_SOURCES[table.name]
@@ -86,14 +93,38 @@ class BatchWriter:
             return
         # The new offsets are committed even when no row results (e.g. only valid joined rows
         # for rejected_events), so a restart without checkpoint need not re-read them.
-        rows = self.rows(table, batch.where(_after(before, sources)))
-        (
-            rows.writeTo(table_name(table))
-            .option(f"snapshot-property.{OFFSETS_PROPERTY}", format_offsets(after))
-            .append()
+        records = batch.where(_after(before, sources))
+        if table.name == CAMPAIGN_METRICS_MINUTE:
+            rows, replace = self._touched_minutes(records)
+        else:
+            rows, replace = self.rows(table, records), False
+        writer = rows.writeTo(table_name(table)).option(
+            f"snapshot-property.{OFFSETS_PROPERTY}", format_offsets(after)
         )
+        if replace:
+            writer.overwritePartitions()  # exactly the minutes `rows` has
+        else:
+            writer.append()
         self.committed[table.name] = after
         log.info("batch %d: %s now at offsets %s", batch_id, table.name, format_offsets(after))
+
+    def _touched_minutes(self, records: DataFrame) -> tuple[DataFrame, bool]:
+        """The metrics rows of the minutes new records touch, and whether there are any.
+
+        Each such minute's rows are what the table holds plus the new records' summary.
+        """
+        summary = metrics.summarize(
+            self.rows(IMPRESSIONS_TABLE, records),
+            self.rows(ENRICHED_AD_DATA_TABLE, records),
+            self.rules,
+        )
+        minutes = metrics.touched_minutes(summary)
+        if not minutes:
+            return metrics.combine(summary), False
+        held = records.sparkSession.table(table_name(CAMPAIGN_METRICS_MINUTE_TABLE)).where(
+            metrics.in_minutes(minutes)
+        )
+        return metrics.combine(held, summary), True
 
     def rows(self, table: TableDefinition, records: DataFrame) -> DataFrame:
         """The table's rows for new records of its source topics, in its column order."""

@@ -5,17 +5,18 @@ Columns are derived from the event schemas in `adstream.events.schema`: ids and 
 """
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.transforms import DayTransform
+from pyiceberg.transforms import DayTransform, IdentityTransform, Transform
 from pyiceberg.types import (
     BooleanType,
     DecimalType,
     DoubleType,
     IcebergType,
     IntegerType,
+    ListType,
     LongType,
     NestedField,
     StringType,
@@ -30,8 +31,11 @@ ENRICHED_AD_DATA: Final = "enriched_ad_data"
 IMPRESSIONS: Final = "impressions"
 UNMATCHED_CLICKS: Final = "unmatched_clicks"
 REJECTED_EVENTS: Final = "rejected_events"
+CAMPAIGN_METRICS_MINUTE: Final = "campaign_metrics_minute"
 
 MONEY: Final = DecimalType(18, PRICE_SCALE)
+SPEND: Final = DecimalType(38, PRICE_SCALE + 3)
+"""Sums of CPM bids divided by 1000: exact, so three more places than a price."""
 TABLE_PROPERTIES: Final = {
     "format-version": "2",
     "write.format.default": "parquet",
@@ -59,12 +63,17 @@ class Column:
 
 @dataclass(frozen=True)
 class TableDefinition:
-    """One table: its columns, in order, and the timestamp column it is partitioned by day of."""
+    """One table: its columns, in order, and the timestamp column it is partitioned by.
+
+    Partitioned by day of that column, or by its value (`by_value`: one partition per minute of
+    campaign_metrics_minute, so a micro-batch rewrites only the minutes it touches).
+    """
 
     name: str
     columns: tuple[Column, ...]
-    partitioned_by_day_of: str
+    partitioned_by: str
     doc: str
+    by_value: bool = False
 
     @property
     def identifier(self) -> str:
@@ -77,24 +86,31 @@ class TableDefinition:
         return tuple(column.name for column in self.columns)
 
     def schema(self) -> Schema:
-        """The Iceberg schema (every column optional: engines write nullable columns)."""
-        return Schema(
-            *(
-                NestedField(field_id, column.name, column.type, required=False, doc=column.doc)
-                for field_id, column in enumerate(self.columns, start=1)
+        """The Iceberg schema (every column optional: engines write nullable columns).
+
+        Top-level columns have ids 1..n; the element of a list column gets the next free id.
+        """
+        next_id = len(self.columns) + 1
+        fields = []
+        for field_id, column in enumerate(self.columns, start=1):
+            column_type = column.type
+            if isinstance(column_type, ListType):
+                column_type = ListType(next_id, column_type.element_type, element_required=False)
+                next_id += 1
+            fields.append(
+                NestedField(field_id, column.name, column_type, required=False, doc=column.doc)
             )
-        )
+        return Schema(*fields)
 
     def partition_spec(self) -> PartitionSpec:
-        """Partitioned by day of one timestamp column."""
-        source_id = self.schema().find_field(self.partitioned_by_day_of).field_id
+        """Partitioned by day of one timestamp column, or by its value."""
+        source_id = self.schema().find_field(self.partitioned_by).field_id
+        transform: Transform[Any, Any] = DayTransform()
+        name = f"{self.partitioned_by}_day"
+        if self.by_value:
+            transform, name = IdentityTransform(), self.partitioned_by
         return PartitionSpec(
-            PartitionField(
-                source_id=source_id,
-                field_id=1000,
-                transform=DayTransform(),
-                name=f"{self.partitioned_by_day_of}_day",
-            )
+            PartitionField(source_id=source_id, field_id=1000, transform=transform, name=name)
         )
 
 
@@ -132,19 +148,19 @@ ENRICHED_AD_DATA_TABLE: Final = TableDefinition(
         Column("click_revenue", MONEY, "click_price times the revenue multiplier"),
         Column("processed_time", TimestamptzType(), "when the row was enriched"),
     ),
-    partitioned_by_day_of="click_time",
+    partitioned_by="click_time",
     doc="One row per attributed click, with the derived columns of SPEC section 5.",
 )
 IMPRESSIONS_TABLE: Final = TableDefinition(
     IMPRESSIONS,
     (*_columns(IMPRESSION_FIELDS), *_SOURCE_POSITION),
-    partitioned_by_day_of="event_time",
+    partitioned_by="event_time",
     doc="One row per unique valid impression.",
 )
 UNMATCHED_CLICKS_TABLE: Final = TableDefinition(
     UNMATCHED_CLICKS,
     (*_columns(CLICK_FIELDS), *_SOURCE_POSITION),
-    partitioned_by_day_of="event_time",
+    partitioned_by="event_time",
     doc="One row per valid, on-time click that matched no impression.",
 )
 REJECTED_EVENTS_TABLE: Final = TableDefinition(
@@ -157,8 +173,38 @@ REJECTED_EVENTS_TABLE: Final = TableDefinition(
         *_SOURCE_POSITION,
         Column("rejected_at", TimestamptzType()),
     ),
-    partitioned_by_day_of="rejected_at",
+    partitioned_by="rejected_at",
     doc="One row per rejected record: invalid, late, duplicate, or an invalid joined row.",
+)
+
+CAMPAIGN_METRICS_MINUTE_TABLE: Final = TableDefinition(
+    CAMPAIGN_METRICS_MINUTE,
+    (
+        Column("minute", TimestamptzType(), "start of the event-time minute (UTC)"),
+        Column("campaign_id", StringType()),
+        Column("publisher_id", StringType()),
+        Column("platform_category", StringType(), "Mobile, Tablet, Desktop, CTV or Other"),
+        Column("impressions", LongType(), "unique valid impressions with event_time in the minute"),
+        Column("premium_impressions", LongType(), "of them, bid above the premium threshold"),
+        Column("spend", SPEND, "sum of their bid_price / 1000 (bid_price is a CPM)"),
+        Column("clicks", LongType(), "attributed clicks with click_time in the minute"),
+        Column("click_revenue", MONEY, "sum of their click_revenue"),
+        Column("ctr", DoubleType(), "clicks / impressions; null without impressions"),
+        Column("premium_share", DoubleType(), "premium_impressions / impressions"),
+        Column(
+            "median_engagement_duration",
+            DoubleType(),
+            "median engagement_duration of the clicks, seconds; null without clicks",
+        ),
+        Column(
+            "engagement_durations_ms",
+            ListType(0, LongType()),
+            "every click's engagement_duration in milliseconds, sorted: keeps the median exact",
+        ),
+    ),
+    partitioned_by="minute",
+    by_value=True,
+    doc="Per event-time minute x campaign x publisher x platform_category: the base tables summed.",
 )
 
 TABLES: Final = (
@@ -166,5 +212,6 @@ TABLES: Final = (
     IMPRESSIONS_TABLE,
     UNMATCHED_CLICKS_TABLE,
     REJECTED_EVENTS_TABLE,
+    CAMPAIGN_METRICS_MINUTE_TABLE,
 )
 TABLE_BY_NAME: Final = {table.name: table for table in TABLES}

@@ -1,0 +1,133 @@
+"""campaign_metrics_minute: the base tables summed per event-time minute, exact at every batch.
+
+A row per minute x campaign_id x publisher_id x platform_category (docs/enrich.md):
+impressions count in the minute of their `event_time`, attributed clicks in the minute of their
+`click_time`. Each micro-batch summarizes its new impressions and enriched clicks (`summarize`),
+adds them to the rows the table already holds for the minutes it touches (`combine`), and
+rewrites those minutes. Sums are exact decimals, and the table keeps every click's engagement
+duration in milliseconds, so the median stays exact however the clicks arrive.
+"""
+
+from decimal import Decimal
+from typing import Final
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
+
+from adstream.enrich.decode import spark_type
+from adstream.enrich.rules import EnrichRules, decimal_literal, is_premium_ad, platform_category
+from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE_TABLE, MONEY, SPEND
+
+KEY: Final = ("minute", "campaign_id", "publisher_id", "platform_category")
+DURATIONS: Final = "engagement_durations_ms"
+ADDITIVE: Final = ("impressions", "premium_impressions", "spend", "clicks", "click_revenue")
+"""The columns a minute's rows are summed over; the rest is derived from them."""
+
+_SPEND_TYPE: Final = spark_type(SPEND)
+_MONEY_TYPE: Final = spark_type(MONEY)
+
+
+def _minute(time_column: str) -> Column:
+    return F.date_trunc("minute", F.col(time_column)).alias("minute")
+
+
+def _summary(facts: DataFrame) -> DataFrame:
+    """Sum fact rows (the key, the additive columns, `duration_ms`) per key."""
+    return facts.groupBy(*KEY).agg(
+        *(F.sum(name).alias(name) for name in ADDITIVE),
+        F.collect_list("duration_ms").alias(DURATIONS),
+    )
+
+
+def summarize(impressions: DataFrame, clicks: DataFrame, rules: EnrichRules) -> DataFrame:
+    """The new impressions (rows of `impressions`) and clicks (of `enriched_ad_data`) per key.
+
+    Spend is bid_price / 1000 (a CPM), exact: the sum of decimal(18, 6) bids times 0.001 has
+    nine places, and decimal(38, 9) holds it.
+    """
+    zero = F.lit(0).cast(LongType())
+    shown = impressions.select(
+        _minute("event_time"),
+        "campaign_id",
+        "publisher_id",
+        platform_category().alias("platform_category"),
+        F.lit(1).cast(LongType()).alias("impressions"),
+        is_premium_ad(rules).cast(LongType()).alias("premium_impressions"),
+        (F.col("bid_price") * decimal_literal(Decimal("0.001"))).alias("spend"),
+        zero.alias("clicks"),
+        F.lit(None).cast(_MONEY_TYPE).alias("click_revenue"),
+        F.lit(None).cast(LongType()).alias("duration_ms"),
+    )
+    clicked = clicks.select(
+        _minute("click_time"),
+        "campaign_id",
+        "publisher_id",
+        "platform_category",
+        zero.alias("impressions"),
+        zero.alias("premium_impressions"),
+        F.lit(None).cast(_SPEND_TYPE).alias("spend"),
+        F.lit(1).cast(LongType()).alias("clicks"),
+        "click_revenue",
+        (F.unix_millis(F.col("click_time")) - F.unix_millis(F.col("impression_time"))).alias(
+            "duration_ms"
+        ),
+    )
+    return _summary(shown.unionByName(clicked, allowMissingColumns=False))
+
+
+def _median_seconds(durations: Column) -> Column:
+    """The median of a sorted array of milliseconds, in seconds (mean of the middle two)."""
+    n = F.size(durations)
+    middle = F.element_at(durations, ((n + 1) / 2).cast("int"))
+    upper = F.element_at(durations, (n / 2 + 1).cast("int"))
+    return (
+        F.when(n == 0, F.lit(None).cast("double"))
+        .when(n % 2 == 1, middle / F.lit(1000.0))
+        .otherwise((middle + upper) / F.lit(2000.0))
+    )
+
+
+def combine(*summaries: DataFrame) -> DataFrame:
+    """Add up summaries (from `summarize`, or rows of the table) into rows of the table."""
+    stacked = summaries[0].select(*KEY, *ADDITIVE, DURATIONS)
+    for summary in summaries[1:]:
+        stacked = stacked.unionByName(summary.select(*KEY, *ADDITIVE, DURATIONS))
+    totals = stacked.groupBy(*KEY).agg(
+        *(F.sum(name).alias(name) for name in ADDITIVE),
+        F.array_sort(
+            F.flatten(F.collect_list(F.coalesce(F.col(DURATIONS), F.array().cast("array<bigint>"))))
+        ).alias(DURATIONS),
+    )
+    types = {"spend": _SPEND_TYPE, "click_revenue": _MONEY_TYPE}
+    summed = totals.select(
+        *KEY,
+        *(
+            F.coalesce(F.col(name), F.lit(0)).cast(types.get(name, LongType())).alias(name)
+            for name in ADDITIVE
+        ),
+        DURATIONS,
+    )
+    impressions = F.col("impressions")
+    derived = {
+        "ctr": F.when(impressions > 0, F.col("clicks") / impressions),
+        "premium_share": F.when(impressions > 0, F.col("premium_impressions") / impressions),
+        "median_engagement_duration": _median_seconds(F.col(DURATIONS)),
+    }
+    return summed.select(
+        *(
+            derived[name].alias(name) if name in derived else F.col(name)
+            for name in CAMPAIGN_METRICS_MINUTE_TABLE.column_names
+        )
+    )
+
+
+def touched_minutes(summary: DataFrame) -> list[int]:
+    """The minutes a summary has rows for, as epoch milliseconds."""
+    rows = summary.select(F.unix_millis(F.col("minute")).alias("m")).distinct().collect()
+    return sorted(row[0] for row in rows)
+
+
+def in_minutes(minutes: list[int]) -> Column:
+    """Rows of those minutes (literals, so Iceberg prunes the other minutes' partitions)."""
+    return F.col("minute").isin([F.timestamp_millis(F.lit(m)) for m in minutes])
