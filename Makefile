@@ -13,6 +13,9 @@ FLINK_JARS_STAMP := lib/flink/.fetched
 FLINK_FUNCTIONS_JAR := lib/flink/adstream-flink-functions.jar
 JAVA_SOURCES := $(shell find java/src -name '*.java')
 SPARK_JARS_STAMP := lib/spark/.fetched
+# The browser tests drive Debian's chromium through its chromium-driver (Selenium).
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 MVN := mvn --batch-mode --quiet -Dstyle.color=never
 
 .PHONY: help setup run test test-unit lint format bench clean
@@ -20,7 +23,7 @@ MVN := mvn --batch-mode --quiet -Dstyle.color=never
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(APP_STAMP) $(FLINK_STAMP) $(KAFKA_STAMP) $(FLINK_JARS_STAMP) $(FLINK_FUNCTIONS_JAR) $(SPARK_JARS_STAMP) ## Install whatever is missing
+setup: $(APP_STAMP) $(FLINK_STAMP) $(KAFKA_STAMP) $(FLINK_JARS_STAMP) $(FLINK_FUNCTIONS_JAR) $(SPARK_JARS_STAMP) $(BROWSER) ## Install whatever is missing
 
 $(APP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "adstream: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -51,6 +54,12 @@ $(FLINK_FUNCTIONS_JAR): java/pom.xml $(JAVA_SOURCES) $(FLINK_JARS_STAMP)
 	@echo "adstream: building the join job's SQL functions (java/) into lib/flink"
 	$(MVN) -f java/pom.xml package
 	cp java/target/adstream-flink-functions.jar $@
+
+$(BROWSER) &:
+	@command -v apt-get >/dev/null || { echo "adstream: no apt-get here; install chromium and chromium-driver (the browser tests need them)"; exit 1; }
+	@echo "adstream: installing chromium and chromium-driver for the browser tests (apt-get)"
+	@{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+		|| { echo "adstream: could not install chromium and chromium-driver; install them as root (apt-get install chromium chromium-driver) and run make again"; exit 1; }
 
 run: setup ## Run the main job with local defaults (Ctrl-C stops)
 	$(BIN)/adstream run

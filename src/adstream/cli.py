@@ -297,6 +297,7 @@ def join(context: click.Context, /, bounded: bool, cluster: bool, **flags: Any) 
 
 
 LAKEHOUSE: Final = ("data_dir", "catalog_type", "catalog_uri", "warehouse")
+DASHBOARD: Final = ("dashboard_host", "dashboard_port", "dashboard_refresh")
 
 
 @cli.command()
@@ -314,8 +315,9 @@ LAKEHOUSE: Final = ("data_dir", "catalog_type", "catalog_uri", "warehouse")
 def query(context: click.Context, /, output_format: str, sql: str, **flags: Any) -> None:
     """Read-only SQL over the tables, in DuckDB: one SELECT, the tables by their short names.
 
-    enriched_ad_data, impressions, unmatched_clicks and rejected_events, each at its current
-    snapshot. Money is exact (decimal); times are UTC.
+    enriched_ad_data, impressions, unmatched_clicks, rejected_events and
+    campaign_metrics_minute, each at its current snapshot. Money is exact (decimal); times are
+    UTC.
     """
     from adstream.query import render, run_query
 
@@ -382,7 +384,25 @@ def verify(context: click.Context, /, **flags: Any) -> None:
 
 
 @cli.command()
-@settings_options(*dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH)))
+@settings_options(*LAKEHOUSE, *DASHBOARD)
+@click.pass_context
+def dashboard(context: click.Context, /, **flags: Any) -> None:
+    """Serve the live campaign dashboard, a web page, until Ctrl-C (docs/dashboard.md).
+
+    Listens on 127.0.0.1 unless told otherwise; any other address needs a password, set as
+    ADSTREAM_DASHBOARD_PASSWORD or dashboard_password in the settings file (HTTP Basic auth,
+    user adstream). Read-only: it runs fixed queries over the tables' current snapshots.
+    """
+    from adstream.dashboard.server import DashboardServer
+
+    server = DashboardServer(build_settings(context, flags))
+    log.info("dashboard: %s (Ctrl-C stops)", server.url)
+    server.serve()
+    log.info("dashboard stopped")
+
+
+@cli.command()
+@settings_options(*dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH, *DASHBOARD)))
 @click.pass_context
 def run(context: click.Context, /, **flags: Any) -> None:
     """Run the whole pipeline locally, with live progress, until Ctrl-C or --events/--duration.
@@ -391,6 +411,7 @@ def run(context: click.Context, /, **flags: Any) -> None:
     enrichment, and generates traffic. When the generator stops (its bound, or Ctrl-C), the
     join reads the input to its end and drains, the enrichment writes the last outcomes, and
     the final accounting is printed. A second Ctrl-C stops at once (the next run resumes).
+    The dashboard is served meanwhile, at the address printed when it starts.
     """
     from adstream.pipeline import run_pipeline
 

@@ -1,12 +1,12 @@
 """`adstream run`: the whole pipeline on this machine, one command.
 
 Kafka, topics and tables first; then the join and the enrichment, each a process of its own
-(in its own session, so Ctrl-C reaches only this one, which stops them in order); then the
-generator, in this process, with a progress line every 2 s. When the generator stops (its
-bound, or Ctrl-C) the pipeline finishes what it was given: the join reads the input to its end
-and drains (every pending result out), the enrichment writes the last outcomes, and the final
-accounting is printed from the tables. A second Ctrl-C abandons that wait; nothing is lost,
-the next run resumes from the checkpoints.
+(in its own session, so Ctrl-C reaches only this one, which stops them in order); the dashboard,
+in a thread of this process; then the generator, in this process, with a progress line every
+2 s. When the generator stops (its bound, or Ctrl-C) the pipeline finishes what it was given:
+the join reads the input to its end and drains (every pending result out), the enrichment
+writes the last outcomes, and the final accounting is printed from the tables. A second Ctrl-C
+abandons that wait; nothing is lost, the next run resumes from the checkpoints.
 """
 
 import logging
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from adstream.dashboard.server import DashboardServer
 from adstream.enrich.launcher import run_enrich, start_enrich
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
@@ -120,10 +121,13 @@ def run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
     """Run everything until the generator stops; return the final accounting."""
     broker = KafkaBroker(settings)
     started = broker.process.pid() is None  # stop on exit only what this run started
+    dashboard = DashboardServer(settings)  # binds its port now: a taken one fails before all else
     pipeline = Pipeline(settings)
     try:
         broker.start()
         pipeline.start()
+        dashboard.start()
+        report(f"dashboard: {dashboard.url}")
         rate = f"{settings.rate:,.0f} events/s" if settings.rate else "full speed"
         report(f"generating traffic at {rate}; Ctrl-C stops and finishes the pipeline")
 
@@ -141,6 +145,7 @@ def run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
         report("interrupted: stopping the jobs; the next run resumes from their checkpoints")
         raise
     finally:
+        dashboard.stop()
         pipeline.abandon()
         if started:
             broker.stop()

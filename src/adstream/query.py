@@ -4,18 +4,24 @@ DuckDB cannot load its iceberg extension without the internet, so each table the
 is read with pyiceberg (the current snapshot, as Arrow) and registered in an in-memory DuckDB
 under its short name. The connection has no file access and its configuration is locked, and
 only one SELECT statement runs: nothing a query says can change the lakehouse.
+
+The dashboard runs its own fixed queries the same way (`run_fixed_query`): values from a
+request are bound as DuckDB prepared-statement parameters, never written into the SQL, and
+each table is read only as far as the query needs (a row filter and columns pushed down to
+pyiceberg).
 """
 
 import csv
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
 import duckdb
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 
 from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import load_table, open_catalog
@@ -34,6 +40,17 @@ class Result:
     rows: list[tuple[Any, ...]]
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What a query reads of one table: the rows matching `row_filter`, the `columns` named.
+
+    Both are pushed down to pyiceberg, which skips files and partitions outside the filter.
+    """
+
+    row_filter: BooleanExpression = field(default_factory=AlwaysTrue)
+    columns: tuple[str, ...] = ("*",)
+
+
 def run_query(settings: Settings, sql: str) -> Result:
     """Run one read-only SELECT over the tables it names.
 
@@ -41,8 +58,32 @@ def run_query(settings: Settings, sql: str) -> Result:
         AdstreamError: bad SQL, not a SELECT, or a table that does not exist (one clear line).
     """
     _check_read_only(sql)
-    names = duckdb.get_table_names(sql)
-    unknown = sorted(names - TABLE_BY_NAME.keys())
+    return _execute(settings, sql, {}, {name: Scan() for name in duckdb.get_table_names(sql)})
+
+
+def run_fixed_query(
+    settings: Settings, sql: str, parameters: Mapping[str, Any], scans: Mapping[str, Scan]
+) -> Result:
+    """Run one of adstream's own read-only SELECTs with typed parameters.
+
+    Args:
+        settings: where the catalog is.
+        sql: a constant SELECT whose values are `$name` parameters.
+        parameters: the value of each `$name`, bound by DuckDB (never formatted into SQL).
+        scans: the tables the query reads, and how much of each (DuckDB cannot list the
+            tables of a statement with parameters, so they are named here).
+
+    Raises:
+        AdstreamError: bad SQL, not a SELECT, or a table that does not exist (one clear line).
+    """
+    _check_read_only(sql)
+    return _execute(settings, sql, parameters, scans)
+
+
+def _execute(
+    settings: Settings, sql: str, parameters: Mapping[str, Any], scans: Mapping[str, Scan]
+) -> Result:
+    unknown = sorted(scans.keys() - TABLE_BY_NAME.keys())
     if unknown:
         raise AdstreamError(
             f"unknown table {unknown[0]!r}; the tables are: {', '.join(sorted(TABLE_BY_NAME))}"
@@ -50,14 +91,18 @@ def run_query(settings: Settings, sql: str) -> Result:
     connection = duckdb.connect(":memory:")
     try:
         connection.execute("SET TimeZone = 'UTC'")
-        if names:
+        if scans:
             catalog = open_catalog(settings)
-            for name in sorted(names):
-                connection.register(name, load_table(catalog, name).scan().to_arrow())
+            for name, scan in sorted(scans.items()):
+                table = load_table(catalog, name)
+                rows = table.scan(row_filter=scan.row_filter, selected_fields=scan.columns)
+                connection.register(name, rows.to_arrow())
         connection.execute("SET enable_external_access = false")
+        # Only the registered tables: no Python object of this process is visible by its name.
+        connection.execute("SET python_enable_replacements = false")
         connection.execute("SET lock_configuration = true")
         try:
-            relation = connection.execute(sql)
+            relation = connection.execute(sql, dict(parameters))
             columns = [column[0] for column in relation.description or []]
             return Result(columns, relation.fetchall())
         except duckdb.Error as error:

@@ -9,7 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -193,6 +200,26 @@ class Settings(BaseSettings):
     spark_master: str = Field("local[*]", description="Spark master of the enrichment job.")
     spark_driver_memory: str = Field(
         "1g", pattern=r"^\d+[mg]$", description="Java heap of the Spark driver."
+    )
+
+    # Dashboard (`adstream dashboard`, also started by `adstream run`; docs/dashboard.md).
+    dashboard_host: str = Field(
+        "127.0.0.1",
+        description="Address the dashboard binds to; any but a loopback address needs "
+        "dashboard_password.",
+    )
+    dashboard_port: int = Field(
+        8765, ge=0, le=65535, description="Port of the dashboard; 0 = any free port."
+    )
+    dashboard_refresh: Seconds = Field(
+        timedelta(seconds=5),
+        gt=timedelta(0),
+        description="How often the dashboard page refreshes itself (seconds).",
+    )
+    dashboard_password: SecretStr | None = Field(
+        None,
+        description="When set, the dashboard asks for it (HTTP Basic auth, user adstream). "
+        "Give it in the environment or the settings file, not as a flag.",
     )
 
     @field_validator("start_time")

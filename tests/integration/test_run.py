@@ -1,15 +1,24 @@
-"""`adstream run`: the whole pipeline, live progress, a clean finish, accounting that verifies."""
+"""`adstream run`: the whole pipeline, live progress, a clean finish, accounting that verifies.
+
+One bounded run (module fixture) serves several tests: its accounting and verification, the
+enriched rows, and the dashboard in a real browser, while the run writes and after it.
+"""
 
 import re
 import signal
+import socket
 import subprocess
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 
 from adstream.events.timestamps import parse_event_time
 from adstream.query import run_query
@@ -17,7 +26,8 @@ from adstream.services.kafka_client import broker_reachable
 from adstream.settings import Settings
 from adstream.verify import expected_outcomes, read_source_records
 from tests.cli import ADSTREAM, adstream, interruptible
-from tests.conftest import instance_env, instance_settings
+from tests.conftest import free_ports, instance_env, instance_settings
+from tests.integration.test_dashboard_browser import headless_chromium, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +77,72 @@ def accounting(stdout: str) -> dict[str, int]:
     return counts
 
 
-def test_run_events_finishes_and_its_accounting_verifies(tmp_path: Path) -> None:
-    settings = instance_settings(tmp_path / "run")
-    process = start_run(settings, "--events", "60000", "--rate", "1000", "--seed", "5", *FAULTS)
-    # Live: rows reach the tables while the generator still runs.
-    read_until(process, r"produced [\d,]+ events; tables: enriched_ad_data [1-9]", timeout=300)
-    stdout, stderr = process.communicate(timeout=900)
-    assert process.returncode == 0, stderr[-3000:]
+@dataclass(frozen=True)
+class FinishedRun:
+    """A bounded `adstream run`, and what its dashboard showed while the pipeline wrote."""
+
+    settings: Settings
+    returncode: int
+    stdout: str
+    stderr: str
+    dashboard_url: str
+    live_page: dict[str, Any] | None
+    """The dashboard page once it showed rows, None if it never did."""
+    running_after_live_page: bool
+    """Whether the run was still going when that page had been read."""
+
+
+@pytest.fixture(scope="module")
+def chrome() -> Iterator[webdriver.Chrome]:
+    with headless_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, chrome: webdriver.Chrome) -> FinishedRun:
+    settings = instance_settings(tmp_path_factory.mktemp("run") / "run")
+    (dashboard_port,) = free_ports(1)
+    process = start_run(
+        settings,
+        *("--events", "60000", "--rate", "1000", "--seed", "5", *FAULTS),
+        *("--dashboard-port", str(dashboard_port)),
+    )
+    try:
+        started = read_until(process, r"dashboard: http://", timeout=300)
+        url = f"http://127.0.0.1:{dashboard_port}/"
+        # Live: rows reach the tables while the generator still runs.
+        live = read_until(process, r"produced [\d,]+ events; tables: enriched_ad_data [1-9]", 300)
+        chrome.get(url)  # the last hour until now
+        try:
+            page = wait_for(chrome, lambda page: page if shows_rows(page) else None, timeout=240)
+        except TimeoutException:
+            page = None
+        running = process.poll() is None
+        stdout, stderr = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return FinishedRun(
+        settings,
+        process.returncode,
+        stdout,
+        "".join(started + live) + stderr,
+        url,
+        page,
+        running,
+    )
+
+
+def shows_rows(page: dict[str, Any]) -> bool:
+    """Impressions and clicks (from campaign_metrics_minute), and a click's freshness."""
+    kpis = page["kpis"]
+    counts = (int(kpis[name]["value"] or 0) for name in ("impressions", "clicks"))
+    return all(count > 0 for count in counts) and bool(kpis["freshness"]["value"])
+
+
+def test_run_events_finishes_and_its_accounting_verifies(finished_run: FinishedRun) -> None:
+    settings, stdout, stderr = finished_run.settings, finished_run.stdout, finished_run.stderr
+    assert finished_run.returncode == 0, stderr[-3000:]
     assert "generator done (limit): 60,000 events" in stderr
     assert "Kafka stopped" in stderr
     printed = accounting(stdout)
@@ -101,6 +170,130 @@ def test_run_events_finishes_and_its_accounting_verifies(tmp_path: Path) -> None
         assert_enriched_rows_are_exact(settings)
     finally:
         adstream("down", env=env)
+
+
+def test_dashboard_shows_rows_while_the_pipeline_writes(finished_run: FinishedRun) -> None:
+    assert f"adstream: dashboard: {finished_run.dashboard_url}\n" in finished_run.stderr
+    page = finished_run.live_page
+    assert page is not None, "the run's dashboard never showed impressions and clicks"
+    assert finished_run.running_after_live_page
+    assert page["error"] is None
+    impressions = int(page["kpis"]["impressions"]["value"])
+    assert sum(page["charts"]["impressions"]["traces"][0]["y"]) == impressions
+    assert float(page["kpis"]["freshness"]["value"]) < 600  # a click committed minutes ago
+    assert len(page["campaigns"]) == 10
+
+
+def test_dashboard_numbers_equal_the_tables(
+    finished_run: FinishedRun, chrome: webdriver.Chrome
+) -> None:
+    """After the run: `adstream dashboard` on its data shows what the tables hold, exactly."""
+    settings = finished_run.settings
+    # The window: the hour up to the next whole minute, which holds the whole run.
+    until = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    since = until - timedelta(hours=1)
+    (port,) = free_ports(1)
+    server = subprocess.Popen(
+        [ADSTREAM, "dashboard", "--dashboard-port", str(port)],
+        env=instance_env(settings),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
+    )
+    try:
+        assert server.stderr is not None
+        url = f"http://127.0.0.1:{port}/"
+        assert server.stderr.readline() == f"adstream: dashboard: {url} (Ctrl-C stops)\n"
+        chrome.get(f"{url}?minutes=60&until={until.isoformat().replace('+00:00', 'Z')}")
+        page = wait_for(chrome, lambda page: page if page["refreshes"] >= 1 else None)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+    assert server.returncode == 0
+    assert page["error"] is None
+
+    window = f"TIMESTAMPTZ '{since.isoformat()}' AND {{column}} < TIMESTAMPTZ '{until.isoformat()}'"
+
+    def between(column: str) -> str:
+        return f"{column} >= {window.format(column=column)}"
+
+    impressions, spend_cpm = run_query(
+        settings, f"SELECT count(*), sum(bid_price) FROM impressions WHERE {between('event_time')}"
+    ).rows[0]
+    clicks, revenue, newest = run_query(
+        settings,
+        "SELECT count(*), sum(click_revenue), max(click_time) FROM enriched_ad_data "
+        f"WHERE {between('click_time')}",
+    ).rows[0]
+    (all_impressions,) = run_query(settings, "SELECT count(*) FROM impressions").rows[0]
+    assert impressions == all_impressions > 10_000  # the window holds the whole run
+    kpis = {name: tile["value"] for name, tile in page["kpis"].items()}
+    assert int(kpis["impressions"]) == impressions
+    assert int(kpis["clicks"]) == clicks > 100
+    assert float(kpis["ctr"]) == clicks / impressions
+    assert Decimal(kpis["revenue"]) == revenue
+    assert Decimal(kpis["spend"]) == spend_cpm / 1000
+    assert float(kpis["freshness"]) == (until - newest).total_seconds()
+
+    metrics = run_query(
+        settings,
+        "SELECT sum(impressions), sum(clicks), sum(click_revenue), sum(spend) "
+        f"FROM campaign_metrics_minute WHERE {between('minute')}",
+    ).rows[0]
+    assert metrics == (impressions, clicks, revenue, spend_cpm / 1000)
+
+    per_minute = dict(
+        run_query(
+            settings,
+            "SELECT strftime(date_trunc('minute', event_time), '%Y-%m-%dT%H:%M:%S'), count(*) "
+            f"FROM impressions WHERE {between('event_time')} GROUP BY 1",
+        ).rows
+    )
+    series = page["charts"]["impressions"]["traces"][0]
+    assert len(series["x"]) == 60
+    assert {x: y for x, y in zip(series["x"], series["y"], strict=True) if y} == per_minute
+
+    top = run_query(
+        settings,
+        "SELECT campaign_id, sum(impressions), sum(clicks), sum(click_revenue) "
+        f"FROM campaign_metrics_minute WHERE {between('minute')} "
+        "GROUP BY 1 ORDER BY 4 DESC, 2 DESC, 1 LIMIT 10",
+    ).rows
+    shown = [
+        (row[0]["value"], int(row[1]["value"]), int(row[2]["value"]), Decimal(row[4]["value"]))
+        for row in page["campaigns"]
+    ]
+    assert shown == top
+    clicked = run_query(
+        settings,
+        "SELECT campaign_id, count(*), sum(click_revenue) FROM enriched_ad_data "
+        f"WHERE {between('click_time')} GROUP BY 1",
+    ).rows
+    by_campaign = {campaign: (count, total) for campaign, count, total in clicked}
+    assert [by_campaign[campaign] for campaign, _, _, _ in top] == [row[2:] for row in top]
+
+    platforms = run_query(
+        settings,
+        "SELECT platform_category, sum(impressions) FROM campaign_metrics_minute "
+        f"WHERE {between('minute')} GROUP BY 1 ORDER BY 2 DESC, 1",
+    ).rows
+    mix = page["charts"]["platforms"]["traces"][0]
+    assert list(zip(mix["labels"], mix["values"], strict=True)) == platforms
+    assert sum(mix["values"]) == impressions
+
+    rejected = run_query(
+        settings,
+        "SELECT stream, reason, count(*) FROM rejected_events "
+        f"WHERE {between('rejected_at')} GROUP BY 1, 2",
+    ).rows
+    bars = {
+        (trace["name"], reason, count)
+        for trace in page["charts"]["rejected"]["traces"]
+        for reason, count in zip(trace["y"], trace["x"], strict=True)
+        if count
+    }
+    assert bars == set(rejected)
+    assert len(rejected) >= 5  # the fault knobs produce every kind of rejection
 
 
 def assert_enriched_rows_are_exact(settings: Settings) -> None:
@@ -160,7 +353,9 @@ def _utc(epoch_ms: int) -> datetime:
 
 def test_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     settings = instance_settings(tmp_path / "run")
-    process = start_run(settings, "--rate", "3000")
+    (dashboard_port,) = free_ports(1)
+    process = start_run(settings, "--rate", "3000", "--dashboard-port", str(dashboard_port))
+    read_until(process, rf"dashboard: http://127\.0\.0\.1:{dashboard_port}/", timeout=300)
     read_until(process, r"produced [\d,]+ events", timeout=300)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=600)
@@ -170,5 +365,7 @@ def test_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "Kafka stopped" in stderr
     assert accounting(stdout)["impressions in"] > 0
     assert not broker_reachable(settings, timeout=1.0)
+    with pytest.raises(ConnectionRefusedError):  # the dashboard stopped with the run
+        socket.create_connection(("127.0.0.1", dashboard_port), timeout=5).close()
     jobs = subprocess.run(["pgrep", "-f", str(settings.data_dir)], capture_output=True, text=True)
     assert jobs.stdout == ""  # no job process left behind

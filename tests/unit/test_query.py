@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyiceberg.expressions import EqualTo
 
 from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import ensure_tables, load_table
 from adstream.lakehouse.tables import IMPRESSIONS
-from adstream.query import render, run_query
+from adstream.query import Scan, render, run_fixed_query, run_query
 from adstream.settings import Settings, load_settings
 from tests.cli import adstream
 
@@ -80,6 +81,40 @@ def test_refuses_with_one_clear_line(lakehouse: Settings, sql: str, message: str
         run_query(lakehouse, sql)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+def test_fixed_query_binds_values_as_parameters(lakehouse: Settings) -> None:
+    sql = "SELECT count(*) AS n FROM impressions WHERE campaign_id = $campaign"
+    scans = {IMPRESSIONS: Scan()}
+    assert run_fixed_query(lakehouse, sql, {"campaign": "cmp-1"}, scans).rows == [(2,)]
+    injected = {"campaign": "cmp-2' OR '1'='1"}  # only ever a value: no campaign has this id
+    assert run_fixed_query(lakehouse, sql, injected, scans).rows == [(0,)]
+
+
+def test_fixed_query_reads_only_what_its_scan_names(lakehouse: Settings) -> None:
+    scan = Scan(EqualTo("publisher_id", "pub-2"), ("impression_id", "publisher_id"))
+    result = run_fixed_query(
+        lakehouse, "SELECT impression_id FROM impressions", {}, {IMPRESSIONS: scan}
+    )
+    assert result.rows == [("imp-2",)]
+    with pytest.raises(AdstreamError, match=r'^query failed: Binder Error: .*"bid_price"'):
+        run_fixed_query(lakehouse, "SELECT bid_price FROM impressions", {}, {IMPRESSIONS: scan})
+
+
+@pytest.mark.parametrize(
+    ("sql", "scans", "message"),
+    [
+        ("SELECT * FROM clicks", {"clicks": Scan()}, "unknown table 'clicks'"),
+        ("DELETE FROM impressions WHERE 1 = $one", {}, "only read-only SELECT queries"),
+        ("SELECT * FROM impressions", {}, "query failed: Catalog Error"),
+    ],
+)
+def test_fixed_query_refuses_with_one_clear_line(
+    lakehouse: Settings, sql: str, scans: dict[str, Scan], message: str
+) -> None:
+    with pytest.raises(AdstreamError) as error:
+        run_fixed_query(lakehouse, sql, {"one": 1}, scans)
+    assert str(error.value).startswith(message)
 
 
 def test_cli_prints_json_lines(lakehouse: Settings, tmp_path: Path) -> None:
