@@ -96,7 +96,7 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
     process = start_enrich(settings, bounded=bounded)
     try:
         code = process.wait()
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C or SIGTERM: never leave the job running
         process.terminate()
         process.wait()
         raise

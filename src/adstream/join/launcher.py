@@ -28,6 +28,8 @@ _JOB_MODULE: Final = "adstream.join.job"
 _SUBMITTED: Final = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
+_STOP_TIMEOUT_S: Final = 300
+"""How long a job stopping with a savepoint may take before it is killed."""
 _JOB_STARTED: Final = "adstream-join: job id:"
 
 
@@ -175,10 +177,10 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
     log_file = flink_home(settings) / "join.log"
     written = log_file.stat().st_size if log_file.exists() else 0
     process = start_join(settings, bounded=bounded, cluster=cluster)  # creates missing topics
-    ends = end_offsets(settings, INPUT_TOPICS) if bounded else None
     standalone = FlinkCluster(settings) if cluster else None
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        ends = end_offsets(settings, INPUT_TOPICS) if bounded else None
         drained = ends is None
         while process.poll() is None:
             if not drained and caught_up(settings, consumer_group(settings), ends or {}):
@@ -186,9 +188,8 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
                 drained = _drain(process, standalone, _output_since(log_file, written), settings)
             time.sleep(_POLL_S)
         code = process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGTERM)  # the job stops with a savepoint
-        process.wait()
+    except BaseException:  # Ctrl-C, SIGTERM, or an error while watching: never leave it running
+        _stop(process)
         if standalone is not None:
             _cancel(standalone, _submitted_job(_output_since(log_file, written)))
         raise
@@ -199,6 +200,19 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
     elif code != 0:
         raise AdstreamError(f"the join job failed (exit {code}): {_last_error(log_file)}")
     log.info("join finished in %.1f s", time.monotonic() - began)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the job process: with a savepoint (SIGTERM), or killed if that takes too long."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.warning("the join job did not stop within %d s; killing it", _STOP_TIMEOUT_S)
+        process.kill()
+        process.wait()
 
 
 def _drain(

@@ -3,7 +3,7 @@
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -104,6 +104,31 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
+_TRANSIENT: Final = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._WAIT_COORD,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+"""Errors that pass: the client raises them from `committed` and offset lookups without
+marking them retriable (a broker still electing leaders or loading its group coordinator, or
+one too busy to answer in time)."""
+
+
+def transient(error: KafkaException) -> bool:
+    """Whether asking again later may succeed."""
+    kafka_error: KafkaError = error.args[0]
+    return bool(kafka_error.retriable()) or kafka_error.code() in _TRANSIENT
+
+
 def end_offsets(settings: Settings, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
     """The current end offset of every partition of `topics` (waits out a new topic's election)."""
     consumer = Consumer(consumer_config(settings, "adstream-reader"))
@@ -113,7 +138,7 @@ def end_offsets(settings: Settings, topics: tuple[str, ...]) -> dict[tuple[str, 
             try:
                 return _end_offsets(consumer, topics)
             except KafkaException as error:
-                if not error.args[0].retriable() or time.monotonic() > deadline:
+                if not transient(error) or time.monotonic() > deadline:
                     reason = error.args[0].str()
                     raise AdstreamError(f"cannot read end offsets: {reason}") from error
                 time.sleep(0.5)
@@ -157,7 +182,7 @@ def caught_up(settings: Settings, group_id: str, ends: dict[tuple[str, int], int
         try:
             committed = consumer.committed(wanted, timeout=30)
         except KafkaException as error:
-            if error.args[0].retriable():  # e.g. the group coordinator is still starting
+            if transient(error):  # e.g. the group coordinator is still starting
                 return False
             raise
         return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in committed)
