@@ -18,7 +18,7 @@ BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 MVN := mvn --batch-mode --quiet -Dstyle.color=never
 
-.PHONY: help setup run test test-unit lint format bench clean
+.PHONY: help setup run test test-unit lint format bench bench-quick clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,10 +79,14 @@ format: setup ## Format the code
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: setup ## Benchmarks (results in docs/benchmarks.md)
+bench: setup ## Benchmarks: adstream against the alternatives, then each stage (hours; docs/benchmarks.md)
+	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/generator_throughput.py
 	$(BIN)/python bench/join_throughput.py
 	$(BIN)/python bench/pipeline_throughput.py
+
+bench-quick: setup ## A spot check of the comparison on small data (minutes; nothing is saved)
+	$(BIN)/python bench/compare.py --quick --output /tmp/adstream-bench-quick.json
 
 clean: ## Remove environments, jars and local data
 	rm -rf $(VENV) $(FLINK_VENV) lib java/target .adstream .pytest_cache .mypy_cache .ruff_cache

@@ -29,18 +29,11 @@ from adstream.join.launcher import run_join
 from adstream.services.kafka import KafkaBroker
 from adstream.settings import Settings, load_settings
 from generator_throughput import free_port, summary
+from harness import FAULTS
 
 RESULTS = Path(__file__).parent / "results" / "join_throughput.json"
 STARTUP_EVENTS = 1_000
 """The fixed cost is measured as the time for this few events (a run with none cannot drain)."""
-FAULTS = {
-    "out_of_order_fraction": 0.05,
-    "late_fraction": 0.01,
-    "duplicate_impression_fraction": 0.03,
-    "duplicate_click_fraction": 0.05,
-    "orphan_click_fraction": 0.05,
-    "invalid_fraction": 0.02,
-}
 
 
 def main() -> None:

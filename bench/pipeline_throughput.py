@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,29 +27,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness import free_ports
+
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 ADSTREAM = str(Path(sys.executable).with_name("adstream"))
 LAG = re.compile(r"freshness lag ([\d.]+) s")
 
 
-def free_ports(count: int) -> list[str]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [str(sock.getsockname()[1]) for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def run(args: list[str], data_dir: Path) -> tuple[float, str, list[tuple[float, str]]]:
     """`adstream run ARGS` in its own instance: seconds, stdout, timed stderr lines."""
-    kafka, controller = free_ports(2)
+    kafka, controller, dashboard = free_ports(3)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ADSTREAM_")},
         "ADSTREAM_DATA_DIR": str(data_dir),
-        "ADSTREAM_KAFKA_PORT": kafka,
-        "ADSTREAM_KAFKA_CONTROLLER_PORT": controller,
+        "ADSTREAM_KAFKA_PORT": str(kafka),
+        "ADSTREAM_KAFKA_CONTROLLER_PORT": str(controller),
+        "ADSTREAM_DASHBOARD_PORT": str(dashboard),
     }
     began = time.perf_counter()
     process = subprocess.Popen(
