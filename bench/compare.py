@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -478,8 +478,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="A spot check in a few minutes.")
     parser.add_argument("--only", nargs="+", choices=[c.name for c in CONTENDERS])
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--runs", type=int, help="Runs per measurement (default: 3; quick: 1).")
+    parser.add_argument("--no-scaling", action="store_true", help="Skip the scaling section.")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.runs is not None:
+        plan = replace(plan, runs=args.runs)
+    if args.no_scaling:
+        plan = replace(plan, scaling_sizes=(), scaling_windows=())
     contenders = [c for c in CONTENDERS if not args.only or c.name in args.only]
     if contenders[0] is not ADSTREAM_AS_BUILT:
         contenders.insert(0, ADSTREAM_AS_BUILT)  # every ratio is to adstream's figures
@@ -490,6 +496,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "benchmark": "compare",
         "quick": args.quick,
+        "plan": asdict(plan),
         "machine": machine(),
         "dataset": dataset.describe(),
         "measured_at": started.isoformat(timespec="seconds"),
