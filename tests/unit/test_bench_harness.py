@@ -104,6 +104,9 @@ def test_latency_summary_reports_percentiles_and_whether_it_kept_up() -> None:
     assert behind["first_third_p50_s"] == 25.0
     assert behind["last_third_p50_s"] == 79.0
     assert behind["kept_up"] is False
+    # Nothing visible until the run's finish: decreasing latencies, but far too late.
+    at_the_end = [(float(at), 300.0 - at) for at in range(100)]
+    assert latency_summary(at_the_end, 10.0, 91.0)["kept_up"] is False
     with pytest.raises(RuntimeError):
         latency_summary(steady, 200.0, 300.0)
 
