@@ -44,6 +44,7 @@ from adstream.query import Scan, run_fixed_query
 from adstream.services.kafka_client import read_topic
 from adstream.settings import Settings, load_settings
 from adstream.verify import read_source_records
+from contenders.output_table import TABLE as CONTENDER_TABLE
 from harness import (
     Dataset,
     Row,
@@ -109,14 +110,14 @@ CONTENDERS: Final = (
         "original design: Flink interval join of +-30 s, Spark MERGE INTO per micro-batch",
         "interval_merge.py",
         timedelta(seconds=30),
-        "bench.attributed_clicks",
+        CONTENDER_TABLE,
     ),
     Contender(
         "spark_only",
         "Spark only: Structured Streaming stream-stream join and enrichment, append to Iceberg",
         "spark_only.py",
         W,
-        "bench.attributed_clicks",
+        CONTENDER_TABLE,
     ),
     Contender(
         "kafka_floor",

@@ -48,21 +48,13 @@ from typing import IO, Final
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
-from interval_merge_params import (
-    JOINED_TOPIC,
-    OUTPUT_COLUMNS,
-    TABLE,
-    FlinkJobParams,
-    SparkJobParams,
-)
-from pyiceberg.schema import Schema
-from pyiceberg.types import NestedField
+from interval_merge_params import JOINED_TOPIC, FlinkJobParams, SparkJobParams
+from output_table import TABLE, create_output_table
 
 from adstream.enrich.session import spark_conf
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import CLICKS_TOPIC, INPUT_TOPICS
 from adstream.lakehouse.catalog import open_catalog
-from adstream.lakehouse.tables import ENRICHED_AD_DATA_TABLE
 from adstream.services.kafka_client import (
     admin_client,
     end_offsets,
@@ -73,14 +65,6 @@ from adstream.services.process import wait_until
 from adstream.settings import Settings, load_settings
 
 HERE: Final = Path(__file__).resolve().parent
-_COLUMN_TYPES: Final = {column.name: column.type for column in ENRICHED_AD_DATA_TABLE.columns}
-OUTPUT_SCHEMA: Final = Schema(
-    *(
-        NestedField(field_id, name, _COLUMN_TYPES[name], required=False)
-        for field_id, name in enumerate(OUTPUT_COLUMNS, start=1)
-    )
-)
-"""The columns of adstream's enriched_ad_data that the benchmark compares, same types."""
 _PR_SET_CHILD_SUBREAPER: Final = 36
 _POLL_S: Final = 0.5
 _STOP_GRACE_S: Final = 30.0
@@ -127,16 +111,6 @@ def recreate_joined_topic(settings: Settings) -> int:
         what=f"{JOINED_TOPIC} to be created",
     )
     return count
-
-
-def recreate_table(settings: Settings) -> None:
-    """A new, empty `bench.attributed_clicks`: Iceberg format v2, otherwise the defaults."""
-    catalog = open_catalog(settings)
-    namespace = TABLE.split(".")[0]
-    catalog.create_namespace_if_not_exists(namespace)
-    if catalog.table_exists(TABLE):
-        catalog.drop_table(TABLE)
-    catalog.create_table(TABLE, schema=OUTPUT_SCHEMA, properties={"format-version": "2"})
 
 
 def fresh_folder(path: Path) -> Path:
@@ -303,7 +277,7 @@ def table_rows(settings: Settings) -> int:
 def run(settings: Settings, window_ms: int) -> None:
     """The whole contender: topic, table, both jobs, and the final row count."""
     partitions = recreate_joined_topic(settings)
-    recreate_table(settings)
+    create_output_table(settings, replace=True)
     say(f"topic {JOINED_TOPIC} ({partitions} partitions) and table {TABLE} created")
     data_dir = settings.data_dir.resolve()
     flink_home, spark_home = fresh_folder(data_dir / "flink"), fresh_folder(data_dir / "spark")

@@ -11,19 +11,6 @@ from typing import Any, Self
 
 JOINED_TOPIC = "bench_b_joined"
 """The one topic of this contender: the interval join's output, read by the Spark job."""
-TABLE = "bench.attributed_clicks"
-"""The output table (pyiceberg identifier; Spark prefixes the catalog name)."""
-OUTPUT_COLUMNS = (
-    "impression_id",
-    "ad_id",
-    "campaign_id",
-    "publisher_id",
-    "impression_time",
-    "click_time",
-    "bid_price",
-    "click_price",
-    "click_revenue",
-)
 """The columns of the output table, in order."""
 
 

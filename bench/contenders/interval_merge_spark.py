@@ -31,7 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from interval_merge_params import JOINED_TOPIC, OUTPUT_COLUMNS, TABLE, SparkJobParams
+from interval_merge_params import JOINED_TOPIC, SparkJobParams
+from output_table import OUTPUT_COLUMNS, SPARK_TABLE
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
@@ -39,14 +40,13 @@ from pyspark.sql.streaming.query import StreamingQuery
 from adstream.enrich.decode import KAFKA_COLUMNS, decode
 from adstream.enrich.rules import REJECTION_DETAIL, EnrichRules, check, enrich
 from adstream.enrich.session import build_session
-from adstream.lakehouse.catalog import CATALOG_NAME
 from adstream.lakehouse.tables import JOINED_COLUMNS
 
 log = logging.getLogger("interval_merge.spark")
 
 BATCH_VIEW = "batch"
 MERGE = f"""
-MERGE INTO {CATALOG_NAME}.{TABLE} t
+MERGE INTO {SPARK_TABLE} t
 USING {BATCH_VIEW} s
 ON t.ad_id = s.ad_id AND t.impression_id = s.impression_id
 WHEN MATCHED THEN UPDATE SET *

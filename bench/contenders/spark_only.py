@@ -39,8 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from pyiceberg.schema import Schema
-from pyiceberg.types import NestedField
+from output_table import OUTPUT_COLUMNS, SPARK_TABLE, create_output_table
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
@@ -57,24 +56,10 @@ from adstream.events.schema import (
     PRICE_SCALE,
     Field,
 )
-from adstream.lakehouse.catalog import CATALOG_NAME, open_catalog
-from adstream.lakehouse.tables import ENRICHED_AD_DATA_TABLE, JOINED_COLUMNS, TABLE_PROPERTIES
+from adstream.lakehouse.tables import JOINED_COLUMNS
 from adstream.services.kafka_client import offset_span, require_broker
 from adstream.settings import Settings, load_settings
 
-NAMESPACE: Final = "bench"
-TABLE: Final = "attributed_clicks"
-OUTPUT_COLUMNS: Final = (
-    "impression_id",
-    "ad_id",
-    "campaign_id",
-    "publisher_id",
-    "impression_time",
-    "click_time",
-    "bid_price",
-    "click_price",
-    "click_revenue",
-)
 SHUFFLE_PARTITIONS: Final = 2
 """One per core: each stateful operator runs this many tasks (and state stores) per batch.
 
@@ -245,27 +230,6 @@ def _joined_column(name: str) -> Column:
 # Wiring: the Kafka sources, the Iceberg sink, the session.
 
 
-def table_identifier() -> str:
-    """The output table as Spark names it (the catalog first)."""
-    return f"{CATALOG_NAME}.{NAMESPACE}.{TABLE}"
-
-
-def create_output_table(settings: Settings) -> None:
-    """`bench.attributed_clicks` (format v2), its column types those of `enriched_ad_data`."""
-    column_of = {column.name: column for column in ENRICHED_AD_DATA_TABLE.columns}
-    schema = Schema(
-        *(
-            NestedField(field_id, name, column_of[name].type, required=False)
-            for field_id, name in enumerate(OUTPUT_COLUMNS, start=1)
-        )
-    )
-    catalog = open_catalog(settings)
-    catalog.create_namespace_if_not_exists(NAMESPACE)
-    catalog.create_table_if_not_exists(
-        f"{NAMESPACE}.{TABLE}", schema=schema, properties=TABLE_PROPERTIES
-    )
-
-
 def batch_limits(backlog: dict[str, int]) -> dict[str, int]:
     """Each topic's maxOffsetsPerTrigger: the same share of each topic's backlog in every batch.
 
@@ -318,7 +282,7 @@ def start_query(spark: SparkSession, settings: Settings, checkpoint: Path) -> St
         .queryName("spark-only")
         .option("checkpointLocation", str(checkpoint))
         .trigger(availableNow=True)
-        .toTable(table_identifier())
+        .toTable(SPARK_TABLE)
     )
 
 
@@ -371,7 +335,7 @@ def run(arguments: Arguments) -> None:
         attribution_window=arguments.window_seconds,
     )
     require_broker(settings)
-    create_output_table(settings)
+    create_output_table(settings, replace=False)
     home = arguments.data_dir / "spark-only"
     for folder in ("local", "warehouse", "tmp"):
         (home / folder).mkdir(parents=True, exist_ok=True)
@@ -411,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         progress(f"failed: {first_line} (traceback in {log})")
         return 1
-    progress(f"done in {time.monotonic() - started:.1f} s: {table_identifier()} committed")
+    progress(f"done in {time.monotonic() - started:.1f} s: {SPARK_TABLE} committed")
     return 0
 
 
