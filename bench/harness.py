@@ -13,6 +13,7 @@ and peak memory (the largest sum of resident set sizes over its processes, sampl
 import ctypes
 import os
 import resource
+import signal
 import socket
 import statistics
 import subprocess
@@ -206,14 +207,20 @@ def measure(
     peak = 0
     began = time.perf_counter()
     with log.open("wb") as output:
-        process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
-        while process.poll() is None:
-            peak = max(peak, _tree_rss(me, broker_pids) - me.memory_info().rss)
-            if time.perf_counter() - began > timeout_s:
-                process.kill()
-                process.wait()
-                raise RuntimeError(f"{argv[0]} took longer than {timeout_s:.0f} s; see {log}")
-            time.sleep(SAMPLE_INTERVAL_S)
+        # Its own process group: stopping the benchmark stops every process the contender made.
+        process = subprocess.Popen(
+            argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            while process.poll() is None:
+                peak = max(peak, _tree_rss(me, broker_pids) - me.memory_info().rss)
+                if time.perf_counter() - began > timeout_s:
+                    raise RuntimeError(f"{argv[0]} took longer than {timeout_s:.0f} s; see {log}")
+                time.sleep(SAMPLE_INTERVAL_S)
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
     wall = time.perf_counter() - began
     _reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -6,7 +6,7 @@ catalog. The join reads the input to its end and drains before the enrichment st
 JVMs never compete for the two cores.
 
     .venv/bin/python bench/contenders/adstream_bounded.py --bootstrap-servers HOST:PORT
-        --data-dir DIR [--window-seconds 600]
+        --data-dir DIR [--window-seconds 600] [--state-backend rocksdb] [--flink-heap 1g]
 """
 
 import argparse
@@ -23,6 +23,8 @@ def main() -> int:
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--window-seconds", type=float, default=600.0)
+    parser.add_argument("--state-backend", help="The join's state backend (default: adstream's).")
+    parser.add_argument("--flink-heap", help="The join JVM's heap (default: adstream's).")
     args = parser.parse_args()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ADSTREAM_")},
@@ -30,6 +32,10 @@ def main() -> int:
         "ADSTREAM_DATA_DIR": str(args.data_dir),
         "ADSTREAM_ATTRIBUTION_WINDOW": str(args.window_seconds),
     }
+    if args.state_backend:
+        env["ADSTREAM_JOIN_STATE_BACKEND"] = args.state_backend
+    if args.flink_heap:
+        env["ADSTREAM_FLINK_LOCAL_HEAP"] = args.flink_heap
     for command in ("join", "enrich"):
         print(f"adstream {command} --bounded", file=sys.stderr, flush=True)
         done = subprocess.run([ADSTREAM, command, "--bounded"], env=env, check=False)

@@ -271,6 +271,8 @@ JOIN: Final = (
     "checkpoint_interval",
     "dedup_horizon",
     "join_parallelism",
+    "join_state_backend",
+    "flink_local_heap",
     "flink_python",
     "flink_rest_port",
 )

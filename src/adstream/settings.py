@@ -42,6 +42,7 @@ def _seconds(value: Any) -> Any:
 
 Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
 CatalogType = Literal["sql", "rest", "glue"]
+StateBackend = Literal["hashmap", "rocksdb"]
 
 
 class Settings(BaseSettings):
@@ -126,6 +127,17 @@ class Settings(BaseSettings):
         description="How long the join remembers an impression_id for deduplication (seconds).",
     )
     join_parallelism: int = Field(1, ge=1, le=64, description="Parallelism of the join job.")
+    join_state_backend: StateBackend = Field(
+        "hashmap",
+        description="Where the join keeps its state: hashmap (on the Java heap, fastest) or "
+        "rocksdb (on local disk, for state larger than the heap).",
+    )
+    flink_local_heap: str | None = Field(
+        None,
+        pattern=r"^\d+[mg]$",
+        description="Java heap of the join's local Flink mini-cluster (without --cluster); "
+        "unset: the JVM's default, a quarter of physical memory.",
+    )
     flink_python: Path = Field(
         PROJECT_ROOT / ".venv-flink" / "bin" / "python",
         description="Python of the Flink environment (made by `make setup`).",

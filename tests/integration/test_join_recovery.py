@@ -1,4 +1,8 @@
-"""Exactly-once through a crash: kill -9 the join mid-stream, restart, nothing lost or doubled."""
+"""Exactly-once through a crash: kill -9 the join mid-stream, restart, nothing lost or doubled.
+
+The runs keep their state in RocksDB under a capped heap (the defaults, hashmap state on an
+uncapped heap, are what every other join test runs).
+"""
 
 import os
 import signal
@@ -6,6 +10,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from adstream.events.outcomes import INPUT_TOPICS, JOINED_TOPIC
@@ -28,15 +33,21 @@ from tests.join_harness import (
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+HEAP = "512m"
+STATE = {"ADSTREAM_JOIN_STATE_BACKEND": "rocksdb", "ADSTREAM_FLINK_LOCAL_HEAP": HEAP}
 
 
 def start_join(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """`adstream join` (unbounded) in its own process group, as a user would run it."""
     # No source is ever called idle, so lateness cannot depend on how loaded the machine is.
-    env = instance_env(settings) | {
-        "ADSTREAM_CHECKPOINT_INTERVAL": "1",
-        "ADSTREAM_IDLE_TIMEOUT": "3600",
-    }
+    env = (
+        instance_env(settings)
+        | STATE
+        | {
+            "ADSTREAM_CHECKPOINT_INTERVAL": "1",
+            "ADSTREAM_IDLE_TIMEOUT": "3600",
+        }
+    )
     with log.open("ab") as output:
         return subprocess.Popen(
             [ADSTREAM, "join"],
@@ -46,6 +57,24 @@ def start_join(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             start_new_session=True,
             preexec_fn=interruptible,
         )
+
+
+def job_jvm(process: subprocess.Popen[bytes]) -> psutil.Process:
+    """The one JVM in the job's process group (the mini-cluster)."""
+    jvms = [
+        p
+        for p in psutil.process_iter(["name"])
+        if p.info["name"] == "java" and _group(p.pid) == process.pid
+    ]
+    assert len(jvms) == 1, jvms
+    return jvms[0]
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def alive(process: subprocess.Popen[bytes], log: Path) -> bool:
@@ -88,6 +117,9 @@ def test_kill_minus_nine_then_restarts_lose_and_duplicate_nothing(
             interval=1.0,
             what="the first committed results",
         )
+        jvm = job_jvm(first)
+        assert [a for a in jvm.cmdline() if a.startswith("-Xmx")] == [f"-Xmx{HEAP}"]
+        assert any("librocksdbjni" in m.path for m in jvm.memory_maps())  # state in RocksDB
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -109,7 +141,7 @@ def test_kill_minus_nine_then_restarts_lose_and_duplicate_nothing(
     assert "/savepoint-" in str(latest_checkpoint(settings.data_dir / "flink"))
 
     # A bounded run resumes from the savepoint, reads to the end and drains: every outcome out.
-    result = adstream("join", "--bounded", env=instance_env(settings), timeout=900)
+    result = adstream("join", "--bounded", env=instance_env(settings) | STATE, timeout=900)
     assert result.returncode == 0, result.stderr
     assert log.read_text().count("restoring") == 1 and "restoring" in result.stderr
     assert_same_outputs(read_outputs(settings), expected)

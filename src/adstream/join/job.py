@@ -33,7 +33,9 @@ def configure(t_env: TableEnvironment, params: JoinParams) -> None:
         "execution.checkpointing.dir": Path(params.checkpoint_dir).resolve().as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
-        "state.backend.type": "hashmap",
+        "state.backend.type": params.state_backend,
+        # RocksDB checkpoints upload only the files that changed since the last one.
+        "execution.checkpointing.incremental": str(params.state_backend == "rocksdb").lower(),
         # Keyed state (duplicate detection, partition watermarks) is kept this long after last use.
         "table.exec.state.ttl": f"{params.state_ttl_ms} ms",
         # Mini-batch would turn the event-time numbering into an updating stream.

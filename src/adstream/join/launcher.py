@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -85,6 +86,7 @@ def join_params(
             else settings.checkpoint_interval.total_seconds()
         ),
         state_ttl_ms=_ms(settings.dedup_horizon.total_seconds()),
+        state_backend=settings.join_state_backend,
         parallelism=settings.join_parallelism,
         bounded=bounded,
         checkpoint_dir=str(home / "checkpoints"),
@@ -125,18 +127,23 @@ def start_join(
     params_file = home / "join-params.json"
     params_file.write_text(params.to_json())
     log.info(
-        "starting the join (W=%s, D=%s, idle %s, checkpoints every %s, parallelism %d%s%s%s)",
+        "starting the join (W=%s, D=%s, idle %s, checkpoints every %s, %s state, parallelism %d"
+        "%s%s%s)",
         settings.attribution_window,
         settings.out_of_orderness,
         settings.idle_timeout,
         settings.checkpoint_interval,
+        settings.join_state_backend,
         settings.join_parallelism,
         ", bounded" if bounded else "",
         f", on the cluster at {standalone.rest_url}" if standalone is not None else "",
         f", restoring {params.restore_from}" if params.restore_from else "",
     )
     command = [str(settings.flink_python), "-m", _JOB_MODULE, str(params_file)]
+    # PyFlink starts the mini-cluster's JVM with JVM_ARGS.
     environment = None
+    if settings.flink_local_heap is not None:
+        environment = {**os.environ, "JVM_ARGS": f"-Xmx{settings.flink_local_heap}"}
     if standalone is not None:
         # The client runs the same module with .venv-flink's Python; the connector jars
         # (`pipeline.jars`) are uploaded with the job graph to the cluster's blob server.

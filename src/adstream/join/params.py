@@ -15,6 +15,7 @@ class JoinParams:
     future_bound_ms: int
     checkpoint_interval_ms: int
     state_ttl_ms: int
+    state_backend: str
     parallelism: int
     bounded: bool
     checkpoint_dir: str
