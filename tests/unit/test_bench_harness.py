@@ -5,20 +5,23 @@ they publish are computed right and that a wrong contender is caught.
 """
 
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from adstream.events.reference import SourceRecord
+from adstream.services.process import wait_until
 from adstream.settings import load_settings
 from compare import latency_summary, render, summarize_runs, with_ratios
-from harness import Usage, check, expected_rows, percentile, ratio, spread
+from harness import Usage, check, expected_rows, measure, percentile, ratio, spread
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
@@ -129,3 +132,21 @@ def test_report_has_ratios_to_adstream_and_names_a_wrong_contender() -> None:
     text = render({"throughput": rows, "freshness": [], "scaling": []})
     assert "| other | 30 s | **no** |" in text
     assert "other: 1 rows for 1 expected; 0 match, 1 missing, 1 extra" in text
+
+
+def test_a_contender_over_its_time_is_stopped_with_every_process_it_started(
+    tmp_path: Path,
+) -> None:
+    started = tmp_path / "grandchild.pid"
+    argv = ["sh", "-c", f"sleep 600 & echo $! > {started}; wait"]
+    with pytest.raises(RuntimeError, match="took longer than 1 s"):
+        measure(argv, dict(os.environ), tmp_path / "run.log", set(), timeout_s=1.0)
+    grandchild = int(started.read_text())
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(gone, timeout=30, interval=0.1, what="the contender's own child to end")
