@@ -389,9 +389,43 @@ def latency_summary(
 def freshness(
     rate: int, plan: Plan, workdir: Path, ports: Callable[[int], list[int]]
 ) -> dict[str, Any]:
+    """`plan.runs` steady-state runs at `rate` events/s, summarized."""
+    runs = [freshness_run(rate, plan, workdir, ports, n) for n in range(1, plan.runs + 1)]
+    return summarize_freshness(rate, plan, runs)
+
+
+def summarize_freshness(rate: int, plan: Plan, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the freshness table: each figure's median and min-max over the runs."""
+    return {
+        "offered_rate": rate,
+        "duration_s": plan.duration_s,
+        "warm_up_s": plan.warm_up_s,
+        "runs": len(runs),
+        "produced_events_per_s": _spread_or_none(
+            [_produced_rate(r["generator"]) for r in runs if r["generator"]]
+        ),
+        **{key: spread([r[key] for r in runs]) for key in ("clicks", "p50_s", "p95_s", "p99_s")},
+        "kept_up_runs": sum(bool(r["kept_up"]) for r in runs),
+        "kept_up": all(r["kept_up"] for r in runs),
+        "per_run": list(runs),
+    }
+
+
+def _produced_rate(generator_line: str) -> float:
+    """`... in 120.0 s, 4,970 events/s` -> 4970.0."""
+    return float(generator_line.rsplit(", ", 1)[-1].split()[0].replace(",", ""))
+
+
+def _spread_or_none(values: list[float]) -> dict[str, float] | None:
+    return spread(values) if values else None
+
+
+def freshness_run(
+    rate: int, plan: Plan, workdir: Path, ports: Callable[[int], list[int]], number: int
+) -> dict[str, Any]:
     """One steady-state `adstream run` at `rate` events/s, its clicks' latencies."""
     kafka, controller, dashboard = ports(3)
-    data_dir = workdir / f"fresh-{rate}"
+    data_dir = workdir / f"fresh-{rate}-{number}"
     settings = load_settings(data_dir=data_dir, kafka_port=kafka, kafka_controller_port=controller)
     env = {
         **_env(),
@@ -402,7 +436,10 @@ def freshness(
     }
     subprocess.run([ADSTREAM, "up"], env=env, check=True, capture_output=True)
     try:
-        log(f"freshness: adstream run --rate {rate} --duration {plan.duration_s}")
+        log(
+            f"freshness: run {number}/{plan.runs}: adstream run --rate {rate} "
+            f"--duration {plan.duration_s}"
+        )
         started = datetime.now(UTC)
         stop = threading.Event()
         result: dict[str, Visibility] = {}
@@ -410,7 +447,7 @@ def freshness(
             target=lambda: result.setdefault("v", poll_visibility(settings, started, stop))
         )
         poller.start()
-        run_log = workdir / f"fresh-{rate}.log"
+        run_log = workdir / f"fresh-{rate}-{number}.log"
         with run_log.open("w") as output:
             run = subprocess.Popen(
                 [ADSTREAM, "run", "--rate", str(rate), "--duration", str(plan.duration_s)],
@@ -439,15 +476,18 @@ def freshness(
     begin = started.timestamp()
     summary = latency_summary(pairs, begin + plan.warm_up_s, begin + plan.duration_s - 10)
     generated = [line for line in run_log.read_text().splitlines() if "generator done" in line]
-    return {
-        "offered_rate": rate,
-        "duration_s": plan.duration_s,
-        "warm_up_s": plan.warm_up_s,
+    shutil.rmtree(data_dir, ignore_errors=True)
+    result = {
         "poll_interval_s": 1.0,
         "polls": visibility.polls,
         "generator": generated[-1].split(": ", 1)[-1] if generated else None,
         **summary,
     }
+    log(
+        f"freshness: {rate:,} events/s: p50 {summary['p50_s']:.1f} s, p99 "
+        f"{summary['p99_s']:.1f} s, kept up: {summary['kept_up']}"
+    )
+    return result
 
 
 # ---- the whole run -----------------------------------------------------------------------
@@ -522,6 +562,11 @@ def main() -> None:
         "but adstream_rocksdb.",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="Keep the sections of the existing --output file that this run does not measure.",
+    )
     parser.add_argument("--runs", type=int, help="Runs per measurement (default: 3; quick: 1).")
     parser.add_argument(
         "--sections", nargs="+", choices=SECTIONS, default=SECTIONS, help="What to measure."
@@ -568,9 +613,25 @@ def main() -> None:
                 freshness(rate, plan, workdir, free_ports) for rate in plan.rates
             ]
     results["took_s"] = (datetime.now(UTC) - started).total_seconds()
+    if args.merge and args.output.exists():
+        results = merge(json.loads(args.output.read_text()), results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(render(results))
+
+
+def merge(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """`later`'s results, with the sections only `earlier` measured carried over (and dated)."""
+    merged = dict(later)
+    measured_at = {**earlier.get("section_measured_at", {})}
+    for section in SECTIONS:
+        if section in later:
+            measured_at[section] = later["measured_at"]
+        elif section in earlier:
+            merged[section] = earlier[section]
+            measured_at.setdefault(section, earlier["measured_at"])
+    merged["section_measured_at"] = measured_at
+    return merged
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -630,14 +691,17 @@ def _throughput_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def _freshness_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| offered events/s | produced | clicks measured | p50 s | p95 s | p99 s | kept up |",
+        "| offered events/s | produced events/s | clicks measured | p50 s | p95 s | p99 s "
+        "| kept up |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        produced = row["produced_events_per_s"]
+        kept = f"{row['kept_up_runs']} of {row['runs']} runs"
         lines.append(
-            f"| {row['offered_rate']:,} | {_achieved(row['generator'])} | {row['clicks']:,} | "
-            f"{row['p50_s']:.1f} | {row['p95_s']:.1f} | {row['p99_s']:.1f} | "
-            f"{'yes' if row['kept_up'] else '**no**'} |"
+            f"| {row['offered_rate']:,} | {_mmm(produced) if produced else '–'} | "
+            f"{_mmm(row['clicks'])} | {_mmm(row['p50_s'], 1)} | {_mmm(row['p95_s'], 1)} | "
+            f"{_mmm(row['p99_s'], 1)} | {kept if row['kept_up'] else f'**no** ({kept})'} |"
         )
     return lines
 
@@ -657,11 +721,6 @@ def _scaling_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{_x(speed)}, {_x(memory)} |"
         )
     return lines
-
-
-def _achieved(generator_line: str | None) -> str:
-    """`... in 120.0 s, 4,970 events/s` -> `4,970 events/s`."""
-    return generator_line.rsplit(", ", 1)[-1] if generator_line else "–"
 
 
 def _window(seconds: float | None) -> str:

@@ -7,6 +7,7 @@ they publish are computed right and that a wrong contender is caught.
 import json
 import os
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from adstream.events.reference import SourceRecord
 from adstream.services.process import wait_until
 from adstream.settings import load_settings
-from compare import latency_summary, render, summarize_runs, with_ratios
+from compare import (
+    QUICK,
+    latency_summary,
+    merge,
+    render,
+    summarize_freshness,
+    summarize_runs,
+    with_ratios,
+)
 from harness import Usage, check, expected_rows, measure, percentile, ratio, spread
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -112,6 +121,30 @@ def test_latency_summary_reports_percentiles_and_whether_it_kept_up() -> None:
     assert latency_summary(at_the_end, 10.0, 91.0)["kept_up"] is False
     with pytest.raises(RuntimeError):
         latency_summary(steady, 200.0, 300.0)
+
+
+def test_freshness_takes_medians_over_runs_and_keeps_up_only_if_every_run_did() -> None:
+    def run(produced: str, clicks: int, p50: float, kept_up: bool) -> dict[str, Any]:
+        generator = f"100 events in 120.0 s, {produced} events/s"
+        return {"generator": generator, "clicks": clicks, "p50_s": p50, "p95_s": p50 + 4,
+                "p99_s": p50 + 6, "kept_up": kept_up}  # fmt: skip
+
+    runs = [run("4,970", 100, 16.0, True), run("4,990", 110, 17.0, True)]
+    runs.append(run("4,950", 90, 15.0, False))
+    row = summarize_freshness(5000, replace(QUICK, runs=3), runs)
+    assert row["p50_s"] == {"median": 16.0, "min": 15.0, "max": 17.0}
+    assert row["produced_events_per_s"]["median"] == 4970.0
+    assert (row["kept_up"], row["kept_up_runs"]) == (False, 2)
+    text = render({"freshness": [row]})
+    assert "| 5,000 | 4,970 (4,950–4,990) | 100 (90–110) | 16.0 (15.0–17.0) | 20.0 (19.0–" in text
+    assert text.rstrip().endswith("| **no** (2 of 3 runs) |")
+
+
+def test_merge_keeps_the_sections_a_partial_run_did_not_measure() -> None:
+    earlier = {"measured_at": "A", "throughput": [1], "freshness": [2], "scaling": [3]}
+    merged = merge(earlier, {"measured_at": "B", "freshness": [4]})
+    assert (merged["throughput"], merged["freshness"], merged["scaling"]) == ([1], [4], [3])
+    assert merged["section_measured_at"] == {"throughput": "A", "freshness": "B", "scaling": "A"}
 
 
 def test_report_has_ratios_to_adstream_and_names_a_wrong_contender() -> None:
