@@ -115,7 +115,7 @@ CONTENDERS: Final = (
         W,
         "ad_analytics.enriched_ad_data",
         ("--state-backend", "rocksdb", "--flink-heap", "1g"),
-        by_default=False,  # about 5x slower than the default on this machine: docs/benchmarks.md
+        by_default=False,  # at least 6x slower than the default here: docs/benchmarks.md
     ),
     Contender(
         "interval_merge",
