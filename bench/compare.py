@@ -223,7 +223,9 @@ def run_contender(
     verdicts: list[Verdict] = []
     for number in range(1, plan.runs + 1):
         clear_topics(settings)  # every output topic of the run before
-        data_dir = workdir / f"{contender.name}-{number}"
+        # A data directory never used before: adstream derives its consumer group and
+        # transactional ids from it, and a group that read these topics would resume at their end.
+        data_dir = Path(tempfile.mkdtemp(prefix=f"{contender.name}-{number}-", dir=workdir))
         log(f"{contender.name}: run {number}/{plan.runs} over {events:,} events")
         usage = measure_contender(contender, settings, data_dir, window, plan.timeout_s)
         usages.append(usage)
@@ -565,7 +567,8 @@ def main() -> None:
     parser.add_argument(
         "--merge",
         action="store_true",
-        help="Keep the sections of the existing --output file that this run does not measure.",
+        help="Keep the sections of the existing --output file that this run does not measure, "
+        "and its correct scaling rows (only the others are measured again).",
     )
     parser.add_argument("--runs", type=int, help="Runs per measurement (default: 3; quick: 1).")
     parser.add_argument(
@@ -583,6 +586,7 @@ def main() -> None:
     if contenders[0] is not ADSTREAM_AS_BUILT:
         contenders.insert(0, ADSTREAM_AS_BUILT)  # every ratio is to adstream's figures
 
+    earlier = json.loads(args.output.read_text()) if args.merge and args.output.exists() else None
     become_subreaper()
     # SIGTERM unwinds like Ctrl-C: contenders, runs and the private broker are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -601,6 +605,9 @@ def main() -> None:
         port, controller = free_ports(2)
         with private_broker(workdir / "broker", port, controller) as settings:
             measured: dict[tuple[int, timedelta], Any] = {}
+            for row in earlier.get("scaling", []) if earlier else []:
+                if row["correct"]:
+                    measured[row["events"], timedelta(seconds=row["window_s"])] = row
             if "throughput" in args.sections:
                 results["throughput"] = throughput_section(
                     settings, dataset, plan, workdir, contenders
@@ -613,8 +620,8 @@ def main() -> None:
                 freshness(rate, plan, workdir, free_ports) for rate in plan.rates
             ]
     results["took_s"] = (datetime.now(UTC) - started).total_seconds()
-    if args.merge and args.output.exists():
-        results = merge(json.loads(args.output.read_text()), results)
+    if earlier:
+        results = merge(earlier, results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(render(results))
