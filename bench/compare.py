@@ -674,7 +674,7 @@ def _throughput_table(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        correct = {True: "yes", False: "**no**", None: "n/a (counts only)"}[row["correct"]]
+        correct = _correct(row["correct"])
         ratios = row["ratio_to_adstream"]
         lines.append(
             f"| {row['contender']} | {_window(row['window_s'])} | {correct} | "
@@ -716,18 +716,23 @@ def _freshness_table(rows: list[dict[str, Any]]) -> list[str]:
 def _scaling_table(rows: list[dict[str, Any]]) -> list[str]:
     first = rows[0]
     lines = [
-        "| events | W | wall s | events/s | peak MiB | × first row (events/s, memory) |",
-        "|---|---|---|---|---|---|",
+        "| events | W | correct | wall s | events/s | peak MiB | × first row (events/s, memory) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         speed = ratio(row["events_per_s"]["median"], first["events_per_s"]["median"])
         memory = ratio(row["peak_rss_mib"]["median"], first["peak_rss_mib"]["median"])
         lines.append(
-            f"| {row['events']:,} | {_window(row['window_s'])} | {_mmm(row['wall_s'], 1)} | "
+            f"| {row['events']:,} | {_window(row['window_s'])} | {_correct(row['correct'])} | "
+            f"{_mmm(row['wall_s'], 1)} | "
             f"{_mmm(row['events_per_s'])} | {_mmm(row['peak_rss_mib'])} | "
             f"{_x(speed)}, {_x(memory)} |"
         )
     return lines
+
+
+def _correct(correct: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a (counts only)"}[correct]
 
 
 def _window(seconds: float | None) -> str:

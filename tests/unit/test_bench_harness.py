@@ -165,6 +165,7 @@ def test_report_has_ratios_to_adstream_and_names_a_wrong_contender() -> None:
     text = render({"throughput": rows, "freshness": [], "scaling": []})
     assert "| other | 30 s | **no** |" in text
     assert "other: 1 rows for 1 expected; 0 match, 1 missing, 1 extra" in text
+    assert "| 1,000 | 30 s | **no** |" in render({"scaling": rows})  # wrong is said everywhere
 
 
 def test_a_contender_over_its_time_is_stopped_with_every_process_it_started(
