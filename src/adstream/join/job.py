@@ -9,15 +9,31 @@ import sys
 import time
 from pathlib import Path
 
-from pyflink.common import JobClient
+from pyflink.common import Configuration, JobClient
 from pyflink.java_gateway import get_gateway
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from adstream.join import sql
-from adstream.join.params import JoinParams
+from adstream.join.params import LOG_PREFIX, RUNNING, STARTED, JoinParams
 
 log = logging.getLogger("adstream.join")
 _STOP_DEADLINE_S = 300.0
+
+
+def environment_settings(params: JoinParams) -> EnvironmentSettings:
+    """Streaming mode; locally, the mini-cluster's REST API on loopback at a known port.
+
+    The launcher reads the sources' positions there (`adstream.services.flink_rest`).
+    """
+    config = Configuration()
+    if params.rest_port is not None:
+        for key, value in {
+            "rest.address": "127.0.0.1",
+            "rest.bind-address": "127.0.0.1",
+            "rest.port": str(params.rest_port),
+        }.items():
+            config.set_string(key, value)
+    return EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(config).build()
 
 
 def configure(t_env: TableEnvironment, params: JoinParams) -> None:
@@ -71,7 +87,7 @@ def main(argv: list[str]) -> int:
     """
     # Its own handler: importing PyFlink (Beam) reconfigures the root logger.
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("adstream-join: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {LOG_PREFIX} %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -80,13 +96,23 @@ def main(argv: list[str]) -> int:
     requested: list[bool] = []  # drain or not, in the order the signals came
     for signum, drain in ((signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGUSR1, True)):
         signal.signal(signum, lambda *_, drain=drain: requested.append(drain))
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    began = time.monotonic()
+    t_env = TableEnvironment.create(environment_settings(params))
+    log.info("Java gateway up in %.1f s", _since(began))
     configure(t_env, params)
-    result = build_join(t_env, params).execute()
+    statements = build_join(t_env, params)
+    log.info("statements registered in %.1f s", _since(began))
+    result = statements.execute()
     job_client = result.get_job_client()
     assert job_client is not None  # a streaming INSERT always has one
-    log.info("job id: %s", job_client.get_job_id())
+    job_id = str(job_client.get_job_id())
+    log.info("%s %s (planned and submitted in %.1f s)", STARTED, job_id, _since(began))
+    first_checkpoint = Path(params.checkpoint_dir) / job_id
+    running = False
     while not requested and not _ended(job_client):
+        if not running and any(first_checkpoint.glob("chk-*/_metadata")):
+            running = True
+            log.info("%s first checkpoint complete %.1f s after start", RUNNING, _since(began))
         time.sleep(0.2)
     if requested:
         drain = requested[0]
@@ -114,6 +140,10 @@ def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -
                 raise  # the JVM is gone (a SIGTERM to the process group ends it too)
             log.info("cannot stop yet (%s); retrying", str(error).splitlines()[0][:200])
             time.sleep(1.0)
+
+
+def _since(began: float) -> float:
+    return time.monotonic() - began
 
 
 def _ended(job_client: JobClient) -> bool:

@@ -12,15 +12,16 @@ from typing import Final
 
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
-from adstream.join.params import JoinParams
+from adstream.join.params import STARTED, JoinParams, logged
 from adstream.services.flink_cluster import FlinkCluster
+from adstream.services.flink_rest import FlinkRest
 from adstream.services.kafka_client import (
     caught_up,
     end_offsets,
     ensure_topics,
     require_broker,
 )
-from adstream.services.process import wait_until
+from adstream.services.process import LogTail, free_port, wait_until
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,9 @@ _JOB_MODULE: Final = "adstream.join.job"
 _SUBMITTED: Final = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
+_PARAMS_FILE: Final = "join-params.json"
 _STOP_TIMEOUT_S: Final = 300
 """How long a job stopping with a savepoint may take before it is killed."""
-_JOB_STARTED: Final = "adstream-join: job id:"
 
 
 def instance_id(settings: Settings) -> str:
@@ -47,6 +48,39 @@ def consumer_group(settings: Settings) -> str:
 def flink_home(settings: Settings) -> Path:
     """Checkpoints, parameters and logs of the join job live here."""
     return settings.data_dir.resolve() / "flink"
+
+
+def join_log(settings: Settings) -> Path:
+    """What the job process writes: its own lines, and the Flink client's."""
+    return flink_home(settings) / "join.log"
+
+
+def local_rest(settings: Settings) -> FlinkRest:
+    """The REST API of the mini-cluster the local join runs in (its port is in its parameters)."""
+    params = JoinParams.from_json((flink_home(settings) / _PARAMS_FILE).read_text())
+    if params.rest_port is None:
+        raise AdstreamError("the join does not run in a local mini-cluster")
+    return FlinkRest(f"http://127.0.0.1:{params.rest_port}")
+
+
+def has_read_to(settings: Settings, ends: dict[tuple[str, int], int]) -> bool:
+    """Whether the local join has handed downstream every input record before `ends`.
+
+    Read off its sources' positions in the mini-cluster's REST API, which move with every
+    record (a partition with no new record since the job started shows in the offsets
+    committed at its checkpoints instead). Input topics are written without transactions,
+    so the last record of a partition is at its end offset - 1.
+    """
+    rest = local_rest(settings)
+    try:
+        job_id = rest.running_job()
+        emitted = rest.source_offsets(job_id) if job_id is not None else None
+    except AdstreamError:  # its REST API is not up yet (or no more)
+        return False
+    if emitted is None:
+        return False
+    behind = {key: end for key, end in ends.items() if emitted.get(key, -1) + 1 < end}
+    return caught_up(settings, consumer_group(settings), behind)
 
 
 def latest_checkpoint(home: Path) -> Path | None:
@@ -96,6 +130,7 @@ def join_params(
         connector_jars=tuple(str(jar) for jar in jars),
         restore_from=str(restore) if restore else None,
         cluster_address=cluster_address,
+        rest_port=free_port() if cluster_address is None else None,
     )
 
 
@@ -124,7 +159,7 @@ def start_join(
     )
     home = flink_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    params_file = home / "join-params.json"
+    params_file = home / _PARAMS_FILE
     params_file.write_text(params.to_json())
     log.info(
         "starting the join (W=%s, D=%s, idle %s, checkpoints every %s, %s state, parallelism %d"
@@ -140,10 +175,11 @@ def start_join(
         f", restoring {params.restore_from}" if params.restore_from else "",
     )
     command = [str(settings.flink_python), "-m", _JOB_MODULE, str(params_file)]
-    # PyFlink starts the mini-cluster's JVM with JVM_ARGS.
-    environment = None
+    # PyFlink starts the mini-cluster's JVM with JVM_ARGS and writes Flink's own log under
+    # FLINK_LOG_DIR (by default a folder of .venv-flink, which every instance overwrites).
+    environment = {**os.environ, "FLINK_LOG_DIR": str(home / "log")}
     if settings.flink_local_heap is not None:
-        environment = {**os.environ, "JVM_ARGS": f"-Xmx{settings.flink_local_heap}"}
+        environment["JVM_ARGS"] = f"-Xmx{settings.flink_local_heap}"
     if standalone is not None:
         # The client runs the same module with .venv-flink's Python; the connector jars
         # (`pipeline.jars`) are uploaded with the job graph to the cluster's blob server.
@@ -160,7 +196,7 @@ def start_join(
             **standalone.environment(),
             "PYFLINK_CLIENT_EXECUTABLE": str(settings.flink_python),
         }
-    with (home / "join.log").open("ab") as output:
+    with join_log(settings).open("ab") as output:
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -181,8 +217,8 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
     (its checkpoints are retained for the next run).
     """
     began = time.monotonic()
-    log_file = flink_home(settings) / "join.log"
-    written = log_file.stat().st_size if log_file.exists() else 0
+    log_file = join_log(settings)
+    output = LogTail(log_file)
     process = start_join(settings, bounded=bounded, cluster=cluster)  # creates missing topics
     standalone = FlinkCluster(settings) if cluster else None
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -191,19 +227,20 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
         drained = ends is None
         while process.poll() is None:
             if not drained and caught_up(settings, consumer_group(settings), ends or {}):
-                log.info("the join has read the input to its end; draining")
-                drained = _drain(process, standalone, _output_since(log_file, written), settings)
+                drained = _drain(process, standalone, output.text(), settings)
+                if drained:
+                    log.info("the join has read the input to its end; draining")
             time.sleep(_POLL_S)
         code = process.wait()
     except BaseException:  # Ctrl-C, SIGTERM, or an error while watching: never leave it running
         _stop(process)
         if standalone is not None:
-            _cancel(standalone, _submitted_job(_output_since(log_file, written)))
+            _cancel(standalone, _submitted_job(output.text()))
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     if standalone is not None:
-        _check_cluster_job(standalone, code, _output_since(log_file, written))
+        _check_cluster_job(standalone, code, output.text())
     elif code != 0:
         raise AdstreamError(f"the join job failed (exit {code}): {_last_error(log_file)}")
     log.info("join finished in %.1f s", time.monotonic() - began)
@@ -230,7 +267,7 @@ def _drain(
 ) -> bool:
     """Ask the job to drain and stop with a savepoint; False when it cannot be asked yet."""
     if cluster is None:
-        if _JOB_STARTED not in client_output:
+        if logged(STARTED) not in client_output:
             return False  # its signal handlers are not installed yet: SIGUSR1 would kill it
         process.send_signal(signal.SIGUSR1)  # the job process stops itself (job.py)
         return True
@@ -279,12 +316,6 @@ def _cancel(cluster: FlinkCluster, job_id: str | None) -> None:
 def _submitted_job(output: str) -> str | None:
     found = _SUBMITTED.findall(output)
     return found[-1] if found else None
-
-
-def _output_since(log_file: Path, offset: int) -> str:
-    with log_file.open("rb") as file:
-        file.seek(offset)
-        return file.read().decode(errors="replace")
 
 
 def _root_cause(output: str) -> str:

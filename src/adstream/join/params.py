@@ -2,6 +2,20 @@
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Final
+
+LOG_PREFIX: Final = "adstream-join:"
+"""Every line the job process logs starts with this (after a time stamp)."""
+STARTED: Final = "job id:"
+"""Logged once the job is submitted: its signal handlers are installed."""
+RUNNING: Final = "running:"
+"""Logged once the job has completed its first checkpoint: every task reads, and its sinks
+commit."""
+
+
+def logged(marker: str) -> str:
+    """How a marker appears in the job's log."""
+    return f"{LOG_PREFIX} {marker}"
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,8 @@ class JoinParams:
     connector_jars: tuple[str, ...]
     restore_from: str | None = None
     cluster_address: str | None = None
+    rest_port: int | None = None
+    """Port of the local mini-cluster's REST API (on 127.0.0.1); unused on a cluster."""
 
     def to_json(self) -> str:
         """Serialise for the job process."""

@@ -12,14 +12,13 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
 from adstream.errors import AdstreamError
+from adstream.services.flink_rest import FlinkRest
 from adstream.services.process import is_live_process_with, port_is_free, wait_until
 from adstream.settings import Settings
 
@@ -32,7 +31,6 @@ _JOBMANAGER: Final = "standalonesession"
 _TASKMANAGER: Final = "taskexecutor"
 # The distribution's scripts give each daemon 10 s after SIGTERM; the margin covers a slow host.
 _STOP_TIMEOUT_S: Final = 30.0
-_REST_TIMEOUT_S: Final = 5.0
 # Run by .venv-flink's Python: where its pyflink package (the Flink distribution) lives.
 _FIND_PYFLINK: Final = (
     "import importlib.util; "
@@ -64,10 +62,11 @@ class FlinkStatus:
         return self.jobmanager is not None or bool(self.taskmanagers)
 
 
-class FlinkCluster:
+class FlinkCluster(FlinkRest):
     """The cluster of one data directory: its files live under `<data_dir>/flink-cluster/`."""
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(f"http://{HOST}:{settings.flink_rest_port}")
         self.settings = settings
         self.home = settings.data_dir.resolve() / "flink-cluster"
         self.conf_dir = self.home / "conf"
@@ -79,11 +78,6 @@ class FlinkCluster:
     def address(self) -> str:
         """host:port of the REST endpoint, where jobs are submitted."""
         return f"{HOST}:{self.settings.flink_rest_port}"
-
-    @property
-    def rest_url(self) -> str:
-        """Base URL of the REST API and web UI."""
-        return f"http://{self.address}"
 
     @property
     def slots(self) -> int:
@@ -238,74 +232,6 @@ class FlinkCluster:
                 f"{overview['slots-total']}; lower --join-parallelism or raise "
                 "ADSTREAM_FLINK_TASKMANAGERS / ADSTREAM_FLINK_TASK_SLOTS and restart the cluster"
             )
-
-    def overview(self) -> dict[str, Any] | None:
-        """REST `/overview` (TaskManagers, slots, jobs), or None when it does not answer."""
-        try:
-            overview: dict[str, Any] = self.rest("GET", "/overview")
-        except AdstreamError:
-            return None
-        return overview
-
-    def job_state(self, job_id: str) -> str:
-        """The state of a job (RUNNING, FINISHED, FAILED, CANCELED, ...)."""
-        state: str = self.rest("GET", f"/jobs/{job_id}")["state"]
-        return state
-
-    def job_failure(self, job_id: str) -> str | None:
-        """The innermost cause of the job's latest failure, as the JobManager recorded it."""
-        entries = self.rest("GET", f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
-        if not entries:
-            return None
-        trace: str = entries[0]["stacktrace"]
-        lines = trace.splitlines()
-        causes = [
-            line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by")
-        ]
-        return (causes or lines or [entries[0]["exceptionName"]])[-1][:500]
-
-    def cancel_job(self, job_id: str) -> None:
-        """Cancel a job (its retained checkpoints stay for the next run)."""
-        self.rest("PATCH", f"/jobs/{job_id}?mode=cancel")
-
-    def stop_job(self, job_id: str, *, drain: bool, directory: Path) -> bool:
-        """Stop a job with a savepoint in `directory`, drained first when asked; True once done.
-
-        False when Flink refused or failed it (e.g. some task not running yet): try again.
-        """
-        body = {"drain": drain, "targetDirectory": directory.resolve().as_uri()}
-        trigger = self.rest("POST", f"/jobs/{job_id}/stop", body)["request-id"]
-        answer: dict[str, Any] = {}
-
-        def completed() -> bool:
-            answer.update(self.rest("GET", f"/jobs/{job_id}/savepoints/{trigger}"))
-            return bool(answer["status"]["id"] == "COMPLETED")
-
-        wait_until(completed, timeout=300, what=f"the savepoint of job {job_id}", interval=0.5)
-        failure = answer.get("operation", {}).get("failure-cause")
-        if failure:
-            log.info("stopping job %s failed, will retry: %s", job_id, str(failure)[:300])
-            return False
-        return True
-
-    def rest(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """Call the REST API; its JSON answer, or one clear error line."""
-        request = urllib.request.Request(
-            self.rest_url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=_REST_TIMEOUT_S) as response:
-                answer = response.read()
-        except urllib.error.HTTPError as error:
-            raise AdstreamError(f"Flink REST {method} {path}: HTTP {error.code}") from error
-        except OSError as error:
-            raise AdstreamError(
-                f"Flink REST API at {self.rest_url} not reachable: {error}"
-            ) from error
-        return json.loads(answer) if answer else None
 
     def _wait_ready(self) -> None:
         expected = self.settings.flink_taskmanagers

@@ -36,6 +36,34 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS hands out an unused ephemeral one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class LogTail:
+    """What a process appends to its log file from the moment this is made."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.start = log_file.stat().st_size if log_file.exists() else 0
+
+    def text(self) -> str:
+        """Everything written since."""
+        if not self.log_file.exists():
+            return ""
+        with self.log_file.open("rb") as file:
+            file.seek(self.start)
+            return file.read().decode(errors="replace")
+
+    def contains(self, marker: str) -> bool:
+        """Whether `marker` has been written since."""
+        return marker in self.text()
+
+
 class ManagedProcess:
     """A long-running process started in its own session and tracked by a PID file.
 
