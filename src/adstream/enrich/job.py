@@ -12,8 +12,10 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -28,14 +30,15 @@ from adstream.enrich.offsets import (
     missing_tables,
     starting_offsets,
 )
-from adstream.enrich.params import EXIT_FAILED, EXIT_LOCKED, EnrichParams
+from adstream.enrich.params import EXIT_FAILED, EXIT_LOCKED, LOGGER, RUNNING, EnrichParams
 from adstream.enrich.rules import EnrichRules
 from adstream.enrich.session import build_session
+from adstream.enrich.warmup import warm_up
 from adstream.enrich.writer import BatchWriter
 from adstream.events.outcomes import OUTCOME_TOPICS
 from adstream.lakehouse.catalog import connect
 
-log = logging.getLogger("adstream.enrich")
+log = logging.getLogger(LOGGER)
 
 QUERY_NAME: Final = "adstream-enrich"
 
@@ -84,16 +87,20 @@ def _resume_point(params: EnrichParams, committed: dict[str, OffsetMap]) -> str:
     return starting
 
 
+def rules(params: EnrichParams) -> EnrichRules:
+    """The enrichment rules (SPEC section 5) with the job's premium threshold and multiplier."""
+    return EnrichRules(Decimal(params.premium_threshold), Decimal(params.revenue_multiplier))
+
+
 def start(spark: SparkSession, params: EnrichParams) -> StreamingQuery:
     """Start the query: from the checkpoint, or after what the tables already hold."""
     # Read after taking the lock: no other job can write the tables from here on.
     committed = all_committed_offsets(connect(params.catalog_type, params.catalog_properties))
     starting = _resume_point(params, committed)
-    rules = EnrichRules(Decimal(params.premium_threshold), Decimal(params.revenue_multiplier))
     writer = (
         outcome_records(spark, params, starting)
         .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(BatchWriter(rules, committed))
+        .foreachBatch(BatchWriter(rules(params), committed))
         .option("checkpointLocation", params.checkpoint_dir)
     )
     if params.bounded:
@@ -103,20 +110,54 @@ def start(spark: SparkSession, params: EnrichParams) -> StreamingQuery:
     return writer.start()
 
 
-def stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set `stop` (after the SparkContext, which takes SIGINT for itself)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+class Signals:
+    """What the launcher asked for: stop now (SIGTERM, SIGINT) or finish (SIGUSR1)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.finish = threading.Event()
+
+    def install(self) -> None:
+        """Handle the signals (again after the SparkContext, which takes SIGINT for itself)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop.set())
+        signal.signal(signal.SIGUSR1, lambda *_: self.finish.set())
 
 
-def wait(query: StreamingQuery, stop: threading.Event) -> None:
-    """Until the query ends by itself (bounded) or `stop` is set."""
-    # Short waits, so a signal is handled between them rather than inside a JVM call.
-    while not query.awaitTermination(1):
-        if stop.is_set():
+def wait(query: StreamingQuery, signals: Signals, *, bounded: bool) -> None:
+    """Until the query ends by itself (bounded), or a signal asks to stop (or, endless, finish).
+
+    Logs `RUNNING` once the query has made its first trigger: from then on it takes each
+    committed outcome record within a trigger interval.
+    """
+    running = False
+    # Short waits, so a signal is handled between them rather than inside a JVM call. (Typed
+    # as int, but PySpark takes any number of seconds: it calls the JVM with int(s * 1000).)
+    while not query.awaitTermination(0.25):  # type: ignore[arg-type]
+        if not running and _triggered(query):
+            running = True
+            log.info("%s first trigger done", RUNNING)
+        if signals.stop.is_set():
             log.info("stopping")
             query.stop()
             return
+        if not bounded and signals.finish.is_set():
+            _stop_between_batches(query)
+            return
+
+
+def _triggered(query: StreamingQuery) -> bool:
+    return query.lastProgress is not None or query.status["message"].startswith("Waiting")
+
+
+def _stop_between_batches(query: StreamingQuery) -> None:
+    """Stop the query once no micro-batch with data runs (a stopped batch would be redone)."""
+    while query.isActive:
+        status = query.status
+        if not (status["isTriggerActive"] and status["isDataAvailable"]):
+            break
+        time.sleep(0.1)
+    query.stop()
 
 
 @contextmanager
@@ -133,28 +174,40 @@ def exclusive(lock_file: Path) -> Iterator[bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the job described by the parameters file; the exit code tells the launcher how."""
+    """Run the job described by the parameters file; the exit code tells the launcher how.
+
+    An endless run ends on SIGTERM or SIGINT (a batch it interrupts is redone by the next run),
+    or finishes on SIGUSR1: it then writes everything the outcome topics hold at that moment
+    (Trigger.AvailableNow, in the same session) and exits. That is how `adstream run` ends its
+    enrichment once the join is done.
+    """
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per JVM callback otherwise
     params = EnrichParams.from_json(Path(args[0]).read_text())
-    stop = threading.Event()
-    stop_on_signals(stop)
+    signals = Signals()
+    signals.install()
     with exclusive(Path(params.lock_file)) as locked:
         if not locked:
             log.error("another enrichment job is running on this data directory")
             return EXIT_LOCKED
         spark = build_session(params.spark_conf)
-        stop_on_signals(stop)
+        signals.install()
         try:
-            if stop.is_set():
-                log.info("stopped before the query started")
-                return 0
-            query = start(spark, params)
-            log.info("query %s started (%s)", query.id, "bounded" if params.bounded else "endless")
-            wait(query, stop)
+            if not params.bounded:  # its first batch holds the first results a user waits for
+                warm_up(spark, rules(params), Path(params.checkpoint_dir).with_name("warm-up"))
+            for bounded in (params.bounded, True):
+                if signals.stop.is_set():
+                    log.info("stopped before the query started")
+                    return 0
+                query = start(spark, replace(params, bounded=bounded))
+                log.info("query %s started (%s)", query.id, "bounded" if bounded else "endless")
+                wait(query, signals, bounded=bounded)
+                if bounded or not signals.finish.is_set():
+                    break
+                log.info("finishing: writing what the outcome topics hold now")
         except StreamingQueryException as error:
             log.error("the enrichment query failed: %s", error)
             return EXIT_FAILED

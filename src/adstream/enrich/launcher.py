@@ -28,6 +28,11 @@ def checkpoint_dir(settings: Settings) -> Path:
     return spark_home(settings) / "checkpoint"
 
 
+def enrich_log(settings: Settings) -> Path:
+    """What the job process writes: its own lines, and Spark's warnings."""
+    return spark_home(settings) / "enrich.log"
+
+
 def enrich_params(settings: Settings, *, bounded: bool) -> EnrichParams:
     """The job's parameters from the settings and the outcome topics' partition counts."""
     partitions = topic_partitions(settings)
@@ -75,7 +80,7 @@ def start_enrich(
     environment = dict(os.environ)
     if settings.spark_master.startswith("local"):
         environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local job needs no network interface
-    with (home / "enrich.log").open("ab") as output:
+    with enrich_log(settings).open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "adstream.enrich.job", str(params_file)],
             stdin=subprocess.DEVNULL,
@@ -100,7 +105,7 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
         process.terminate()
         process.wait()
         raise
-    log_file = spark_home(settings) / "enrich.log"
+    log_file = enrich_log(settings)
     if code == EXIT_LOCKED:
         raise AdstreamError(
             f"another enrichment job is running on data directory {settings.data_dir}"

@@ -9,6 +9,15 @@ from adstream.settings import CatalogType
 EXIT_FAILED: Final = 1
 EXIT_LOCKED: Final = 3
 """Another enrichment job holds this data directory's lock."""
+LOGGER: Final = "adstream.enrich"
+"""The job's logger: its lines in the log read `<time> <level> adstream.enrich: <message>`."""
+RUNNING: Final = "running:"
+"""Logged once the query has made its first trigger (its sources and tables are open)."""
+
+
+def logged(marker: str) -> str:
+    """How a marker appears in the job's log."""
+    return f"{LOGGER}: {marker}"
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ from adstream.lakehouse.tables import (
 log = logging.getLogger(__name__)
 
 
-def table_name(table: TableDefinition) -> str:
+def table_name(table: TableDefinition, catalog: str = CATALOG_NAME) -> str:
     """The table as Spark names it: `adstream.ad_analytics.<name>`."""
-    return f"{CATALOG_NAME}.{table.identifier}"
+    return f"{catalog}.{table.identifier}"
 
 
 def _after(offsets: OffsetMap, topics: tuple[str, ...]) -> Column:
@@ -66,10 +66,13 @@ def _of_topic(records: DataFrame, topic: str) -> DataFrame:
 class BatchWriter:
     """The `foreachBatch` function: one commit per table that has new records in the batch."""
 
-    def __init__(self, rules: EnrichRules, committed: dict[str, OffsetMap]) -> None:
+    def __init__(
+        self, rules: EnrichRules, committed: dict[str, OffsetMap], catalog: str = CATALOG_NAME
+    ) -> None:
         """Start from the offsets the tables have taken in (`all_committed_offsets`)."""
         self.rules = rules
         self.committed = committed
+        self.catalog = catalog
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Write one micro-batch (Kafka columns: topic, partition, offset, value)."""
@@ -98,7 +101,7 @@ class BatchWriter:
             rows, replace = self._touched_minutes(records)
         else:
             rows, replace = self.rows(table, records), False
-        writer = rows.writeTo(table_name(table)).option(
+        writer = rows.writeTo(table_name(table, self.catalog)).option(
             f"snapshot-property.{OFFSETS_PROPERTY}", format_offsets(after)
         )
         if replace:
@@ -106,7 +109,10 @@ class BatchWriter:
         else:
             writer.append()
         self.committed[table.name] = after
-        log.info("batch %d: %s now at offsets %s", batch_id, table.name, format_offsets(after))
+        level = logging.INFO if self.catalog == CATALOG_NAME else logging.DEBUG  # a warm-up
+        log.log(
+            level, "batch %d: %s now at offsets %s", batch_id, table.name, format_offsets(after)
+        )
 
     def _touched_minutes(self, records: DataFrame) -> tuple[DataFrame, bool]:
         """The metrics rows of the minutes new records touch, and whether there are any.
@@ -121,9 +127,9 @@ class BatchWriter:
         minutes = metrics.touched_minutes(summary)
         if not minutes:
             return metrics.combine(summary), False
-        held = records.sparkSession.table(table_name(CAMPAIGN_METRICS_MINUTE_TABLE)).where(
-            metrics.in_minutes(minutes)
-        )
+        held = records.sparkSession.table(
+            table_name(CAMPAIGN_METRICS_MINUTE_TABLE, self.catalog)
+        ).where(metrics.in_minutes(minutes))
         return metrics.combine(held, summary), True
 
     def rows(self, table: TableDefinition, records: DataFrame) -> DataFrame:

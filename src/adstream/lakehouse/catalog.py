@@ -81,8 +81,10 @@ def open_catalog(settings: Settings) -> Catalog:
     return connect(settings.catalog_type, catalog_properties(settings))
 
 
-def connect(catalog_type: CatalogType, properties: dict[str, str]) -> Catalog:
-    """The pyiceberg catalog `adstream` of this kind with these properties.
+def connect(
+    catalog_type: CatalogType, properties: dict[str, str], name: str = CATALOG_NAME
+) -> Catalog:
+    """The pyiceberg catalog `name` (`adstream`) of this kind with these properties.
 
     Raises:
         AdstreamError: the catalog cannot be opened (one clear line).
@@ -91,14 +93,14 @@ def connect(catalog_type: CatalogType, properties: dict[str, str]) -> Catalog:
         if catalog_type == "sql":
             from pyiceberg.catalog.sql import SqlCatalog
 
-            return SqlCatalog(CATALOG_NAME, **properties)
+            return SqlCatalog(name, **properties)
         if catalog_type == "rest":
             from pyiceberg.catalog.rest import RestCatalog
 
-            return RestCatalog(CATALOG_NAME, **properties)
+            return RestCatalog(name, **properties)
         from pyiceberg.catalog.glue import GlueCatalog
 
-        return GlueCatalog(CATALOG_NAME, **properties)
+        return GlueCatalog(name, **properties)
     except ImportError as error:
         raise AdstreamError(
             f"the {catalog_type} catalog needs an extra package ({error.name}); "
@@ -113,7 +115,11 @@ def connect(catalog_type: CatalogType, properties: dict[str, str]) -> Catalog:
 
 def ensure_tables(settings: Settings) -> Catalog:
     """Create the namespace and every table that is missing; return the catalog. Idempotent."""
-    catalog = open_catalog(settings)
+    return create_tables(open_catalog(settings))
+
+
+def create_tables(catalog: Catalog) -> Catalog:
+    """Create the namespace and every table that is missing in `catalog`; return it."""
     catalog.create_namespace_if_not_exists(NAMESPACE)
     for table in TABLES:
         catalog.create_table_if_not_exists(
@@ -142,25 +148,40 @@ def load_table(catalog: Catalog, name: str) -> Table:
 
 def spark_catalog_conf(settings: Settings) -> dict[str, str]:
     """The `spark.sql.catalog.adstream.*` options for the same catalog as `open_catalog`."""
+    conf = _spark_catalog(CATALOG_NAME, warehouse(settings))
     prefix = f"spark.sql.catalog.{CATALOG_NAME}"
-    conf = {
-        prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.warehouse": warehouse(settings),
-        # Every read sees the latest commit, also one made by another session or process.
-        f"{prefix}.cache-enabled": "false",
-    }
     uri = catalog_uri(settings)
     if settings.catalog_type == "sql":
         if uri is None:
             raise AdstreamError("catalog_uri is required for a sql catalog")
-        conf |= {f"{prefix}.type": "jdbc", f"{prefix}.jdbc.schema-version": "V1"}
-        conf |= {f"{prefix}.{key}": value for key, value in _jdbc(uri).items()}
+        conf |= _spark_jdbc(CATALOG_NAME, uri)
     else:
         conf[f"{prefix}.type"] = settings.catalog_type
         if uri is not None:
             conf[f"{prefix}.uri"] = uri
     conf |= {f"{prefix}.{key}": value for key, value in settings.catalog_properties.items()}
     return conf
+
+
+def spark_sql_catalog_conf(name: str, sqlalchemy_uri: str, location: str) -> dict[str, str]:
+    """Spark's options for a sql catalog `name` at that URI, as `connect` opens it."""
+    return _spark_catalog(name, location) | _spark_jdbc(name, sqlalchemy_uri)
+
+
+def _spark_catalog(name: str, location: str) -> dict[str, str]:
+    prefix = f"spark.sql.catalog.{name}"
+    return {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.warehouse": location,
+        # Every read sees the latest commit, also one made by another session or process.
+        f"{prefix}.cache-enabled": "false",
+    }
+
+
+def _spark_jdbc(name: str, sqlalchemy_uri: str) -> dict[str, str]:
+    prefix = f"spark.sql.catalog.{name}"
+    conf = {f"{prefix}.type": "jdbc", f"{prefix}.jdbc.schema-version": "V1"}
+    return conf | {f"{prefix}.{key}": value for key, value in _jdbc(sqlalchemy_uri).items()}
 
 
 def _jdbc(sqlalchemy_uri: str) -> dict[str, str]:

@@ -207,7 +207,7 @@ CAMPAIGN_METRICS_MINUTE_TABLE: Final = TableDefinition(
     doc="Per event-time minute x campaign x publisher x platform_category: the base tables summed.",
 )
 
-TABLES: Final = (
+TABLES: Final = (  # the order each micro-batch writes them in: the attributed clicks first
     ENRICHED_AD_DATA_TABLE,
     IMPRESSIONS_TABLE,
     UNMATCHED_CLICKS_TABLE,
