@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,11 +43,12 @@ from adstream.events.outcomes import CLICKS_TOPIC
 from adstream.events.validation import ValidEvent, validate
 from adstream.query import Scan, run_fixed_query
 from adstream.services.kafka_client import read_topic
-from adstream.settings import Settings, load_settings
+from adstream.settings import Settings
 from adstream.verify import read_source_records
 from contenders.output_table import TABLE as CONTENDER_TABLE
 from harness import (
     Dataset,
+    Instance,
     Row,
     Usage,
     Verdict,
@@ -388,11 +389,9 @@ def latency_summary(
     }
 
 
-def freshness(
-    rate: int, plan: Plan, workdir: Path, ports: Callable[[int], list[int]]
-) -> dict[str, Any]:
+def freshness(rate: int, plan: Plan, workdir: Path) -> dict[str, Any]:
     """`plan.runs` steady-state runs at `rate` events/s, summarized."""
-    runs = [freshness_run(rate, plan, workdir, ports, n) for n in range(1, plan.runs + 1)]
+    runs = [freshness_run(rate, plan, workdir, n) for n in range(1, plan.runs + 1)]
     return summarize_freshness(rate, plan, runs)
 
 
@@ -422,20 +421,11 @@ def _spread_or_none(values: list[float]) -> dict[str, float] | None:
     return spread(values) if values else None
 
 
-def freshness_run(
-    rate: int, plan: Plan, workdir: Path, ports: Callable[[int], list[int]], number: int
-) -> dict[str, Any]:
+def freshness_run(rate: int, plan: Plan, workdir: Path, number: int) -> dict[str, Any]:
     """One steady-state `adstream run` at `rate` events/s, its clicks' latencies."""
-    kafka, controller, dashboard = ports(3)
     data_dir = workdir / f"fresh-{rate}-{number}"
-    settings = load_settings(data_dir=data_dir, kafka_port=kafka, kafka_controller_port=controller)
-    env = {
-        **_env(),
-        "ADSTREAM_DATA_DIR": str(data_dir),
-        "ADSTREAM_KAFKA_PORT": str(kafka),
-        "ADSTREAM_KAFKA_CONTROLLER_PORT": str(controller),
-        "ADSTREAM_DASHBOARD_PORT": str(dashboard),
-    }
+    instance = Instance.fresh(data_dir)
+    env, settings = instance.env(), instance.settings()
     subprocess.run([ADSTREAM, "up"], env=env, check=True, capture_output=True)
     try:
         log(
@@ -475,7 +465,8 @@ def freshness_run(
     pairs = [
         (produced[k], seen - produced[k]) for k, seen in visibility.seen.items() if k in produced
     ]
-    begin = started.timestamp()
+    # The generator starts once the pipeline is ready: the span is its traffic's, not the run's.
+    begin = min(produced.values())
     summary = latency_summary(pairs, begin + plan.warm_up_s, begin + plan.duration_s - 10)
     generated = [line for line in run_log.read_text().splitlines() if "generator done" in line]
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -572,12 +563,17 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, help="Runs per measurement (default: 3; quick: 1).")
     parser.add_argument(
+        "--rates", type=int, nargs="+", help="Offered rates of the freshness runs (events/s)."
+    )
+    parser.add_argument(
         "--sections", nargs="+", choices=SECTIONS, default=SECTIONS, help="What to measure."
     )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.runs is not None:
         plan = replace(plan, runs=args.runs)
+    if args.rates:
+        plan = replace(plan, rates=tuple(args.rates))
     contenders = (
         [c for c in CONTENDERS if c.name in args.only]
         if args.only
@@ -616,9 +612,7 @@ def main() -> None:
             if "scaling" in args.sections:
                 results["scaling"] = scaling_section(settings, plan, workdir, measured)
         if "freshness" in args.sections:
-            results["freshness"] = [
-                freshness(rate, plan, workdir, free_ports) for rate in plan.rates
-            ]
+            results["freshness"] = [freshness(rate, plan, workdir) for rate in plan.rates]
     results["took_s"] = (datetime.now(UTC) - started).total_seconds()
     if earlier:
         results = merge(earlier, results)

@@ -164,6 +164,39 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+@dataclass(frozen=True)
+class Instance:
+    """A private adstream instance for one `adstream run`: its data directory and ports."""
+
+    data_dir: Path
+    kafka_port: int
+    controller_port: int
+    dashboard_port: int
+
+    @classmethod
+    def fresh(cls, data_dir: Path) -> "Instance":
+        """`data_dir` with ports nothing listens on."""
+        return cls(data_dir, *free_ports(3))
+
+    def env(self) -> dict[str, str]:
+        """The environment a user would set for it (none of the caller's ADSTREAM_* settings)."""
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ADSTREAM_")},
+            "ADSTREAM_DATA_DIR": str(self.data_dir),
+            "ADSTREAM_KAFKA_PORT": str(self.kafka_port),
+            "ADSTREAM_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "ADSTREAM_DASHBOARD_PORT": str(self.dashboard_port),
+        }
+
+    def settings(self) -> Settings:
+        """Its settings, for reading its topics and tables from here."""
+        return load_settings(
+            data_dir=self.data_dir,
+            kafka_port=self.kafka_port,
+            kafka_controller_port=self.controller_port,
+        )
+
+
 def become_subreaper() -> None:
     """Orphaned descendants are reparented to this process (Linux), so `measure` counts them."""
     libc = ctypes.CDLL(None, use_errno=True)

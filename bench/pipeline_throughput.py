@@ -1,8 +1,8 @@
 """Benchmark: `adstream run` end to end, and its freshness lag at a steady rate.
 
 Throughput: `adstream run --events N --rate 0` on a fresh data directory (own ports), from the
-command's start to its exit: Kafka, both JVM jobs starting, generation, the join finishing
-with a drained bounded run, the enrichment writing the last rows, the accounting printed.
+command's start to its exit: Kafka, both JVM jobs starting, generation, the running join
+drained, the running enrichment writing the last rows, the accounting printed.
 Repeated, reported as events/s (median, min-max); each run's accounting must add up.
 
 Freshness: one `adstream run --rate R --duration S`; the progress lines' "freshness lag" (now
@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import free_ports
+from harness import Instance
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 ADSTREAM = str(Path(sys.executable).with_name("adstream"))
@@ -36,14 +36,7 @@ LAG = re.compile(r"freshness lag ([\d.]+) s")
 
 def run(args: list[str], data_dir: Path) -> tuple[float, str, list[tuple[float, str]]]:
     """`adstream run ARGS` in its own instance: seconds, stdout, timed stderr lines."""
-    kafka, controller, dashboard = free_ports(3)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ADSTREAM_")},
-        "ADSTREAM_DATA_DIR": str(data_dir),
-        "ADSTREAM_KAFKA_PORT": str(kafka),
-        "ADSTREAM_KAFKA_CONTROLLER_PORT": str(controller),
-        "ADSTREAM_DASHBOARD_PORT": str(dashboard),
-    }
+    env = Instance.fresh(data_dir).env()
     began = time.perf_counter()
     process = subprocess.Popen(
         [ADSTREAM, "run", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

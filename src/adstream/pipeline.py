@@ -1,38 +1,46 @@
 """`adstream run`: the whole pipeline on this machine, one command.
 
 Kafka, topics and tables first; then the join and the enrichment, each a process of its own
-(in its own session, so Ctrl-C reaches only this one, which stops them in order); the dashboard,
-in a thread of this process; then the generator, in this process, with a progress line every
-2 s. When the generator stops (its bound, or Ctrl-C) the pipeline finishes what it was given:
-the join reads the input to its end and drains (every pending result out), the enrichment
-writes the last outcomes, and the final accounting is printed from the tables. A second Ctrl-C
-abandons that wait; nothing is lost, the next run resumes from the checkpoints.
+(in its own session, so Ctrl-C reaches only this one, which stops them in order), started
+together; the pipeline is ready once both run (the join has completed its first checkpoint,
+the enrichment its first trigger), and only then does the generator start, in this process,
+with a progress line every 2 s, and the dashboard, in a thread. When the generator stops (its
+bound, or Ctrl-C) the pipeline finishes what it was given with the jobs already running: the
+join reads the input to its end and drains (every pending result out), the enrichment writes
+what remains, and the final accounting is printed from the tables. A second Ctrl-C abandons
+that wait; nothing is lost, the next run resumes from the checkpoints.
 """
 
 import logging
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from adstream.dashboard.server import DashboardServer
-from adstream.enrich.launcher import run_enrich, start_enrich
+from adstream.enrich import params as enrich_params
+from adstream.enrich.launcher import enrich_log, run_enrich, start_enrich
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
 from adstream.generator.runner import GenerateReport, generate
 from adstream.generator.sinks import KafkaSink
-from adstream.join.launcher import run_join, start_join
+from adstream.join import params as join_params
+from adstream.join.launcher import has_read_to, join_log, run_join, start_join
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.services.kafka import KafkaBroker
-from adstream.services.kafka_client import offset_span
+from adstream.services.kafka_client import end_offsets, offset_span
+from adstream.services.process import LogTail
 from adstream.settings import Settings
-from adstream.verify import stored_tally
+from adstream.verify import Tally, stored_tally
 
 log = logging.getLogger(__name__)
 
 _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
+_POLL_S: Final = 0.25
+_STOP_TIMEOUT_S: Final = 300
 
 
 class Pipeline:
@@ -43,11 +51,32 @@ class Pipeline:
         self.join: subprocess.Popen[bytes] | None = None
         self.enrich: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Tables, then both jobs (topics exist: the broker created them)."""
+    def start(self, report: Callable[[str], None]) -> None:
+        """Tables, then both jobs at once; return when both run (topics exist already)."""
+        began = time.monotonic()
         ensure_tables(self.settings)
+        logs = {
+            "join": (LogTail(join_log(self.settings)), join_params.logged(join_params.RUNNING)),
+            "enrichment": (
+                LogTail(enrich_log(self.settings)),
+                enrich_params.logged(enrich_params.RUNNING),
+            ),
+        }
         self.join = start_join(self.settings, bounded=False, detached=True)
         self.enrich = start_enrich(self.settings, bounded=False, detached=True)
+        timeout = self.settings.startup_timeout.total_seconds()
+        while logs:
+            self.check()
+            for name, (tail, marker) in list(logs.items()):
+                if tail.contains(marker):
+                    del logs[name]
+                    report(f"{name} running after {time.monotonic() - began:.1f} s")
+            if logs and time.monotonic() - began > timeout:
+                raise AdstreamError(
+                    f"the {' and the '.join(logs)} did not start within {timeout:.0f} s; "
+                    f"see the logs under {self.settings.data_dir}"
+                )
+            time.sleep(_POLL_S)
 
     def check(self) -> None:
         """Raise if a job has died."""
@@ -67,28 +96,57 @@ class Pipeline:
         shown = f"{lag.total_seconds():.1f} s" if lag is not None else "-"
         return f"{produced}tables: {rows}; freshness lag {shown}"
 
-    def finish(self, report: Callable[[str], None]) -> None:
-        """Stop the endless jobs with savepoints, then finish both with bounded runs.
+    def finish(self, report: Callable[[str], None], records_in: int) -> Tally:
+        """Finish the running jobs on the `records_in` input records; return the tables' tally.
 
-        The bounded join restores the savepoint, reads the input to its end and drains. The
-        endless join is not drained itself: its sources call a quiet partition idle, and an
-        idle source drops the drain's final watermark (FLINK-40499), so results pending within
-        D would stay pending.
+        The join is drained once it has read the input to its end: its sources stop, the
+        watermark jumps to the end of time, every pending result is committed, and it stops
+        with a savepoint. The enrichment then writes what the outcome topics hold and exits.
+
+        One case needs more: a drain while every source of the join is idle (no record for
+        the idle timeout) loses its final watermark in Flink 2.2 (FLINK-40499), so results
+        within D of the end stay pending in the savepoint. The tally then falls short of the
+        input, and a bounded join (which calls no source idle) restores that savepoint and
+        flushes them, followed by a bounded enrichment.
         """
-        self.check()
         assert self.join is not None and self.enrich is not None
-        report("finishing: the join reads the input to its end and drains")
-        self.join.send_signal(signal.SIGTERM)  # a savepoint, pending results kept
-        # Killed by it while still importing PyFlink, it had started nothing: fine as well.
-        if self.join.wait() not in (0, -signal.SIGTERM):
-            raise AdstreamError(
-                f"the join job failed to stop; see {self.settings.data_dir}/flink/join.log"
+        ends = end_offsets(self.settings, INPUT_TOPICS)
+        report("finishing: the join reads the input to its end")
+        while not has_read_to(self.settings, ends):
+            self.check()
+            time.sleep(_POLL_S)
+        report("finishing: the join drains and stops with a savepoint")
+        self._stop(self.join, "join", signal.SIGUSR1)
+        report("finishing: the enrichment writes what remains")
+        self._stop(self.enrich, "enrichment", signal.SIGUSR1)
+        tally = stored_tally(self.settings)
+        if tally.input_records() < records_in:
+            pending = records_in - tally.input_records()
+            report(
+                f"finishing: {pending:,} results stayed pending in the join's savepoint "
+                "(its sources were idle when drained, FLINK-40499): flushing them with a "
+                "bounded join"
             )
-        run_join(self.settings, bounded=True)
-        report("finishing: the enrichment writes the last outcomes")
-        self.enrich.send_signal(signal.SIGTERM)
-        self.enrich.wait()
-        run_enrich(self.settings, bounded=True)
+            run_join(self.settings, bounded=True)
+            run_enrich(self.settings, bounded=True)
+            tally = stored_tally(self.settings)
+        return tally
+
+    def _stop(self, process: subprocess.Popen[bytes], name: str, signum: int) -> None:
+        """Signal a job and wait for it to exit 0."""
+        process.send_signal(signum)
+        try:
+            code = process.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise AdstreamError(
+                f"the {name} job did not finish within {_STOP_TIMEOUT_S} s; "
+                f"its log is under {self.settings.data_dir}"
+            ) from None
+        if code != 0:
+            raise AdstreamError(
+                f"the {name} job failed to finish (exit {code}); "
+                f"its log is under {self.settings.data_dir}"
+            )
 
     def abandon(self) -> None:
         """Stop both jobs now: the join with a savepoint, the enrichment after its batch."""
@@ -98,7 +156,7 @@ class Pipeline:
         for process in (self.join, self.enrich):
             if process is not None:
                 try:
-                    process.wait(timeout=300)
+                    process.wait(timeout=_STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     process.kill()
 
@@ -119,14 +177,16 @@ def freshness_lag(settings: Settings) -> timedelta | None:
 
 def run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
     """Run everything until the generator stops; return the final accounting."""
+    began = time.monotonic()
     broker = KafkaBroker(settings)
     started = broker.process.pid() is None  # stop on exit only what this run started
     dashboard = DashboardServer(settings)  # binds its port now: a taken one fails before all else
     pipeline = Pipeline(settings)
     try:
         broker.start()
-        pipeline.start()
+        pipeline.start(report)
         dashboard.start()
+        report(f"pipeline ready after {time.monotonic() - began:.1f} s")
         report(f"dashboard: {dashboard.url}")
         rate = f"{settings.rate:,.0f} events/s" if settings.rate else "full speed"
         report(f"generating traffic at {rate}; Ctrl-C stops and finishes the pipeline")
@@ -137,10 +197,12 @@ def run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
 
         generated = generate(settings, KafkaSink(settings, INPUT_TOPICS), on_progress)
         report(f"generator done ({generated.stopped_by}): {generated.line()}")
-        pipeline.finish(report)
-        report(pipeline.progress(None))
+        finishing = time.monotonic()
         impressions_in, clicks_in = (offset_span(settings, topic) for topic in INPUT_TOPICS)
-        return stored_tally(settings).accounting(impressions_in, clicks_in)
+        tally = pipeline.finish(report, impressions_in + clicks_in)
+        report(pipeline.progress(None))
+        report(f"finished {time.monotonic() - finishing:.1f} s after the generator")
+        return tally.accounting(impressions_in, clicks_in)
     except KeyboardInterrupt:
         report("interrupted: stopping the jobs; the next run resumes from their checkpoints")
         raise

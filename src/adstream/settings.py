@@ -120,7 +120,9 @@ class Settings(BaseSettings):
         description="Events further ahead of the clock than this are future_timestamp (seconds).",
     )
     checkpoint_interval: Seconds = Field(
-        timedelta(seconds=5), description="Flink checkpoint (and commit) interval (seconds)."
+        timedelta(seconds=2),
+        description="Flink checkpoint (and commit) interval (seconds): how soon the join's "
+        "results become visible.",
     )
     dedup_horizon: Seconds = Field(
         timedelta(hours=1),

@@ -40,6 +40,15 @@ class Tally:
     counts: Counter[str]
     revenue: Decimal
 
+    def input_records(self) -> int:
+        """Input records with an outcome: every count but the enrichment's own rejections."""
+        return sum(
+            count
+            for outcome, count in self.counts.items()
+            if outcome in (ATTRIBUTED, UNIQUE, UNMATCHED)
+            or outcome.split(" ", 1)[0] in INPUT_STREAMS.values()
+        )
+
     def accounting(self, impressions_in: int, clicks_in: int) -> str:
         """SPEC section 4's two identities, with these counts."""
         invalid = {

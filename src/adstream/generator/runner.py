@@ -88,11 +88,12 @@ def generate(
                     return report
                 sink.send(piece.topics, piece.keys, piece.values)
                 _count(report, piece)
-            now = time.monotonic()
-            report.seconds = now - began
-            if progress is not None and now - last_progress >= PROGRESS_EVERY_S:
-                progress(report)
-                last_progress = now
+                # Per slice, not per batch: a batch holds many seconds of traffic at low rates.
+                now = time.monotonic()
+                report.seconds = now - began
+                if progress is not None and now - last_progress >= PROGRESS_EVERY_S:
+                    progress(report)
+                    last_progress = now
     except KeyboardInterrupt:
         report.stopped_by = "interrupt"
     finally:
