@@ -189,7 +189,9 @@ def _jdbc(sqlalchemy_uri: str) -> dict[str, str]:
     url = make_url(sqlalchemy_uri)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return {"uri": f"jdbc:sqlite:{url.database}"}
+        # The enrichment commits four tables at once: a writer waits up to a minute for SQLite's
+        # lock (a driver property, passed on by Iceberg without its `jdbc.` prefix).
+        return {"uri": f"jdbc:sqlite:{url.database}", "jdbc.busy_timeout": "60000"}
     address = url.host or "localhost"
     if url.port is not None:
         address += f":{url.port}"
