@@ -12,22 +12,19 @@ from confluent_kafka.admin import NewTopic
 
 from adstream.events.outcomes import (
     ALL_TOPICS,
-    CLICKS_TOPIC,
     IMPRESSIONS_OUT_TOPIC,
-    IMPRESSIONS_TOPIC,
     JOINED_TOPIC,
     REJECTED_EVENTS_TOPIC,
     UNMATCHED_CLICKS_TOPIC,
     Stream,
 )
 from adstream.events.reference import SourceRecord
+from adstream.events.schema import INPUT_STREAMS
 from adstream.join.launcher import run_join
 from adstream.services.kafka_client import admin_client, producer_config, read_topic
 from adstream.services.process import wait_until
 from adstream.settings import Settings
 from adstream.verify import expected_outcomes, read_source_records
-
-TOPIC_OF: dict[Stream, str] = {"impressions": IMPRESSIONS_TOPIC, "clicks": CLICKS_TOPIC}
 
 
 def recreate_topics(settings: Settings, partitions: int) -> None:
@@ -62,7 +59,7 @@ def produce(settings: Settings, records: Iterable[tuple[Stream, str | bytes, str
     """Send (stream, raw value, key) records in order; wait until all are acknowledged."""
     producer = Producer(producer_config(settings))
     for stream, value, key in records:
-        producer.produce(TOPIC_OF[stream], value, key)
+        producer.produce(INPUT_STREAMS[stream].topic, value, key)
     assert producer.flush(60) == 0
 
 

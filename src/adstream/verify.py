@@ -12,21 +12,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 from adstream.enrich.rules import OTHER_PLATFORM, PLATFORM_CATEGORIES
-from adstream.events.outcomes import (
-    CLICKS_TOPIC,
-    IMPRESSIONS_TOPIC,
-    INVALID_REASONS,
-    Stream,
-)
+from adstream.events.outcomes import INVALID_REASONS
 from adstream.events.reference import Outcomes, SourceRecord, recompute
-from adstream.events.schema import PRICE_SCALE
+from adstream.events.schema import INPUT_STREAMS, PRICE_SCALE, STREAM_OF_TOPIC
 from adstream.lakehouse.catalog import row_counts
 from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE_TABLE, IMPRESSIONS, UNMATCHED_CLICKS
 from adstream.query import run_query
 from adstream.services.kafka_client import read_topic
 from adstream.settings import Settings
 
-INPUT_STREAMS: Final[dict[str, Stream]] = {IMPRESSIONS_TOPIC: "impressions", CLICKS_TOPIC: "clicks"}
 ATTRIBUTED: Final = "attributed click"
 UNIQUE: Final = "unique impression"
 UNMATCHED: Final = "unmatched click"
@@ -46,14 +40,14 @@ class Tally:
             count
             for outcome, count in self.counts.items()
             if outcome in (ATTRIBUTED, UNIQUE, UNMATCHED)
-            or outcome.split(" ", 1)[0] in INPUT_STREAMS.values()
+            or outcome.split(" ", 1)[0] in INPUT_STREAMS
         )
 
     def accounting(self, impressions_in: int, clicks_in: int) -> str:
         """SPEC section 4's two identities, with these counts."""
         invalid = {
             stream: sum(self.counts[f"{stream} {reason}"] for reason in INVALID_REASONS)
-            for stream in ("impressions", "clicks")
+            for stream in INPUT_STREAMS
         }
 
         def n(key: str) -> str:
@@ -127,8 +121,8 @@ class Reconciliation:
 def read_source_records(settings: Settings) -> list[SourceRecord]:
     """The raw input records (read_committed), as the batch recomputation takes them."""
     return [
-        SourceRecord(INPUT_STREAMS[r.topic], r.partition, r.offset, r.timestamp_ms, r.value)
-        for topic in INPUT_STREAMS
+        SourceRecord(STREAM_OF_TOPIC[r.topic].name, r.partition, r.offset, r.timestamp_ms, r.value)
+        for topic in STREAM_OF_TOPIC
         for r in read_topic(settings, topic)
     ]
 

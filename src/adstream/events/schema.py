@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, Literal
 
+from adstream.events.outcomes import CLICKS_TOPIC, IMPRESSIONS_TOPIC, Stream
+
 FieldKind = Literal["id", "string", "timestamp", "price"]
 """`id`: required non-empty string; `string`: optional string (null when absent);
 `timestamp`: required event-time string; `price`: required JSON number in (0, 10000]."""
@@ -52,3 +54,23 @@ _COMMON: Final = (
 
 IMPRESSION_FIELDS: Final = (*_COMMON, Field("ad_type", "string"), Field("bid_price", "price"))
 CLICK_FIELDS: Final = (*_COMMON, Field("click_price", "price"))
+
+
+@dataclass(frozen=True)
+class InputStream:
+    """One input stream: its name in outcomes, its topic (or Kinesis stream), its fields.
+
+    The one place that ties the three together; every engine and tool looks them up here.
+    """
+
+    name: Stream
+    topic: str
+    fields: tuple[Field, ...]
+
+
+INPUT_STREAMS: Final[dict[Stream, InputStream]] = {
+    "impressions": InputStream("impressions", IMPRESSIONS_TOPIC, IMPRESSION_FIELDS),
+    "clicks": InputStream("clicks", CLICKS_TOPIC, CLICK_FIELDS),
+}
+"""The input streams by name, impressions first."""
+STREAM_OF_TOPIC: Final[dict[str, InputStream]] = {s.topic: s for s in INPUT_STREAMS.values()}

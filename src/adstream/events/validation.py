@@ -3,22 +3,11 @@
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from adstream.events.outcomes import Reason, Stream
-from adstream.events.schema import (
-    CLICK_FIELDS,
-    IMPRESSION_FIELDS,
-    MAX_PRICE,
-    MIN_PRICE_EXCLUSIVE,
-    Field,
-)
+from adstream.events.schema import INPUT_STREAMS, MAX_PRICE, MIN_PRICE_EXCLUSIVE, Field
 from adstream.events.timestamps import parse_event_time
-
-FIELDS_BY_STREAM: Final[dict[Stream, tuple[Field, ...]]] = {
-    "impressions": IMPRESSION_FIELDS,
-    "clicks": CLICK_FIELDS,
-}
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,7 @@ def validate(
     if not isinstance(record, dict):
         return Rejection(Reason.MALFORMED_JSON, f"not a JSON object but {type(record).__name__}")
 
-    fields = FIELDS_BY_STREAM[stream]
+    fields = INPUT_STREAMS[stream].fields
     for field in fields:
         if field.required and record.get(field.name) is None:
             return Rejection(Reason.MISSING_FIELD, f"{field.name} is missing")

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from adstream.events.outcomes import CLICKS_TOPIC, IMPRESSIONS_TOPIC, INVALID_REASONS, Reason
-from adstream.events.schema import CLICK_FIELDS, IMPRESSION_FIELDS
+from adstream.events.schema import STREAM_OF_TOPIC
 from adstream.generator.catalog import (
     AD_TYPES,
     BID_PRICE_BY_AD_TYPE,
@@ -294,7 +294,7 @@ class Traffic:
         if reason is Reason.MALFORMED_JSON:
             return value[: len(value) // 2]
         record = json.loads(value)
-        fields = IMPRESSION_FIELDS if topic == IMPRESSIONS_TOPIC else CLICK_FIELDS
+        fields = STREAM_OF_TOPIC[topic].fields
         price = fields[-1].name
         if reason is Reason.MISSING_FIELD:
             required = [field.name for field in fields if field.required]

@@ -31,9 +31,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from adstream.events.outcomes import (
-    CLICKS_TOPIC,
     IMPRESSIONS_OUT_TOPIC,
-    IMPRESSIONS_TOPIC,
     JOINED_TOPIC,
     REJECTED_EVENTS_TOPIC,
     UNMATCHED_CLICKS_TOPIC,
@@ -43,6 +41,7 @@ from adstream.events.outcomes import (
 from adstream.events.schema import (
     CLICK_FIELDS,
     IMPRESSION_FIELDS,
+    INPUT_STREAMS,
     MAX_RAW_PAYLOAD_BYTES,
     Field,
 )
@@ -61,11 +60,6 @@ _FUNCTION_CLASSES: Final = {
 }
 _FIELD_NAMES: Final = tuple(dict.fromkeys(f.name for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS)))
 """The fields the job reads, of both streams, in the order `_parsed` returns them."""
-_STREAM_TOPIC: Final[dict[Stream, str]] = {"impressions": IMPRESSIONS_TOPIC, "clicks": CLICKS_TOPIC}
-_STREAM_FIELDS: Final[dict[Stream, tuple[Field, ...]]] = {
-    "impressions": IMPRESSION_FIELDS,
-    "clicks": CLICK_FIELDS,
-}
 
 
 def seconds(milliseconds: int) -> str:
@@ -119,7 +113,7 @@ def source_ddl(stream: Stream, params: JoinParams) -> str:
     watermark_delay = seconds(params.out_of_orderness_ms + 1)
     options = {
         "connector": "kafka",
-        "topic": _STREAM_TOPIC[stream],
+        "topic": INPUT_STREAMS[stream].topic,
         "properties.bootstrap.servers": params.bootstrap_servers,
         "properties.group.id": params.consumer_group,
         "properties.isolation.level": "read_committed",
@@ -220,7 +214,7 @@ def checked_view(stream: Stream, params: JoinParams) -> str:
     The record is parsed below the per-partition OVER aggregate, which keeps the planner from
     inlining (and so repeating) the parse in every rule that reads the fields.
     """
-    rules = _validation_rules(_STREAM_FIELDS[stream], params.future_bound_ms)
+    rules = _validation_rules(INPUT_STREAMS[stream].fields, params.future_bound_ms)
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{r.value}'" for c, r, _ in rules) + " END"
     detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in rules) + " END"
     late_by = seconds(params.out_of_orderness_ms)
@@ -358,7 +352,7 @@ def inserts() -> list[str]:
         f"COALESCE(detail, 'event_time is behind the watermark of its partition'), {raw}, "
         f"source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')} "
         f"FROM {stream}_checked WHERE reason IS NOT NULL OR is_late"
-        for stream in ("impressions", "clicks")
+        for stream in INPUT_STREAMS
     ]
     rejected.append(
         "SELECT CASE kind WHEN 'impression' THEN 'impressions' ELSE 'clicks' END, "
@@ -391,7 +385,7 @@ FROM events_ranked WHERE kind = 'click' AND NOT matched""",
 
 def statements(params: JoinParams) -> list[str]:
     """Every function, DDL and view, in order, before the INSERTs."""
-    ddl = [*functions(), source_ddl("impressions", params), source_ddl("clicks", params)]
-    ddl += [checked_view("impressions", params), checked_view("clicks", params)]
+    ddl = [*functions(), *(source_ddl(stream, params) for stream in INPUT_STREAMS)]
+    ddl += [checked_view(stream, params) for stream in INPUT_STREAMS]
     ddl += [part for part in ranked_view(params).split(";\n") if part.strip()]
     return ddl + sink_ddls(params)
