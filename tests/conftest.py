@@ -69,6 +69,49 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
+def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The local AWS API emulator (moto) for the whole test session, on its own port.
+
+    Tests share it and keep apart by their own `stream_prefix` (see `aws_settings`).
+    """
+    from adstream.services.aws_emulator import AwsEmulator
+
+    (port,) = free_ports(1)
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("aws-session"),
+        platform="aws",
+        aws_emulator=True,
+        aws_emulator_port=port,
+    )
+    emulator = AwsEmulator(settings)
+    emulator.start()
+    try:
+        yield settings
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def aws_settings(aws_emulator: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Settings on the session's emulator with streams of this test's own (prefixed names)."""
+    prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}-"
+    return aws_emulator.model_copy(update={"stream_prefix": prefix})
+
+
+def aws_env(settings: Settings) -> dict[str, str]:
+    """The environment a user would set to point the CLI at these settings on the emulator."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)},
+        "ADSTREAM_DATA_DIR": str(settings.data_dir),
+        "ADSTREAM_PLATFORM": "aws",
+        "ADSTREAM_AWS_EMULATOR": "1",
+        "ADSTREAM_AWS_EMULATOR_PORT": str(settings.aws_emulator_port),
+        "ADSTREAM_STREAM_PREFIX": settings.stream_prefix,
+        "ADSTREAM_STREAM_SHARDS": str(settings.stream_shards),
+    }
+
+
+@pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     """A local Spark session (one JVM) for tests of column expressions on small DataFrames."""
     session = build_session({**base_conf("local[1]"), "spark.sql.shuffle.partitions": "1"})

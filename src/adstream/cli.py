@@ -28,7 +28,22 @@ _CLICK_TYPES: Final[dict[Any, click.ParamType]] = {
     datetime: click.STRING,
 }
 
-CONNECTION: Final = ("data_dir", "kafka_bootstrap_servers", "kafka_host", "kafka_port")
+PLATFORM: Final = (
+    "platform",
+    "aws_region",
+    "aws_endpoint_url",
+    "aws_emulator",
+    "aws_emulator_port",
+    "stream_prefix",
+    "stream_shards",
+)
+CONNECTION: Final = (
+    "data_dir",
+    *PLATFORM,
+    "kafka_bootstrap_servers",
+    "kafka_host",
+    "kafka_port",
+)
 BROKER: Final = (
     *CONNECTION,
     "kafka_controller_port",
@@ -64,6 +79,10 @@ GENERATOR: Final = (
 )
 
 
+_FLAG_NAMES: Final = {"aws_emulator": "--emulator"}
+"""Flags not named after their setting."""
+
+
 def settings_options(*names: str) -> Callable[[F], F]:
     """Add one flag per named setting; its help names the default and the environment variable."""
 
@@ -71,6 +90,13 @@ def settings_options(*names: str) -> Callable[[F], F]:
         for name in reversed(names):
             field = Settings.model_fields[name]
             annotation = field.annotation
+            flag = _FLAG_NAMES.get(name, f"--{name.replace('_', '-')}")
+            if annotation is bool:
+                help_text = f"{field.description} [env: {ENV_PREFIX}{name.upper()}=1]"
+                command = click.option(flag, name, is_flag=True, default=None, help=help_text)(
+                    command
+                )
+                continue
             base = next(
                 (kind for kind in _CLICK_TYPES if annotation is kind or kind in _args(annotation)),
                 str,
@@ -85,7 +111,7 @@ def settings_options(*names: str) -> Callable[[F], F]:
                 f"{field.description}{unit}{shown_default} [env: {ENV_PREFIX}{name.upper()}]"
             )
             command = click.option(
-                f"--{name.replace('_', '-')}",
+                flag,
                 name,
                 type=_CLICK_TYPES[base],
                 default=None,
@@ -133,14 +159,17 @@ def cli(config: Path | None, debug: bool) -> None:
 @cluster_option("Also start the standalone Flink cluster (a JobManager and TaskManagers).")
 @click.pass_context
 def up(context: click.Context, /, cluster: bool, **flags: Any) -> None:
-    """Start the local services (Kafka) and create the topics; a no-op when they run."""
+    """Start the local services and create the topics; a no-op when they run.
+
+    Local: Kafka. With --platform aws: the Kinesis streams, and with --emulator first the
+    local AWS API emulator (moto) they live in.
+    """
+    from adstream.platform import start_services
     from adstream.services.flink_cluster import FlinkCluster
-    from adstream.services.kafka import KafkaBroker
 
     settings = build_settings(context, flags)
-    _require_local(settings)
-    if not KafkaBroker(settings).start():
-        click.echo(f"Kafka already running at {settings.bootstrap_servers}")
+    for line in start_services(settings):
+        click.echo(line)
     if cluster:
         flink = FlinkCluster(settings)
         if not flink.start():
@@ -148,38 +177,34 @@ def up(context: click.Context, /, cluster: bool, **flags: Any) -> None:
 
 
 @cli.command()
-@settings_options("data_dir")
+@settings_options("data_dir", *PLATFORM)
 @click.pass_context
 def down(context: click.Context, /, **flags: Any) -> None:
-    """Stop the local services of this data directory (the Flink cluster too, when it runs)."""
+    """Stop this data directory's Kafka, AWS emulator and Flink cluster, whichever run."""
+    from adstream.platform import stop_services
     from adstream.services.flink_cluster import FlinkCluster
-    from adstream.services.kafka import KafkaBroker
 
     settings = build_settings(context, flags)
-    FlinkCluster(settings).stop()  # first: its jobs write to Kafka
-    if not KafkaBroker(settings).stop():
-        click.echo(f"Kafka is not running (data dir {settings.data_dir})")
+    FlinkCluster(settings).stop()  # first: its jobs write to the streams
+    for line in stop_services(settings):
+        click.echo(line)
 
 
 @cli.command()
 @settings_options(*CONNECTION, "flink_rest_port", "flink_taskmanagers")
 @click.pass_context
 def status(context: click.Context, /, **flags: Any) -> None:
-    """Show the local services and topics; exit 3 when Kafka is not running."""
+    """Show the local services and the streams; exit 3 when the event streams are down."""
+    from adstream.platform import status_lines
     from adstream.services.flink_cluster import FlinkCluster
-    from adstream.services.kafka import KafkaBroker
 
     settings = build_settings(context, flags)
-    state = KafkaBroker(settings).status()
-    if state.pid is None:
-        click.echo(f"kafka: stopped (data dir {settings.data_dir})")
-    else:
-        click.echo(f"kafka: running, pid {state.pid}, at {state.bootstrap_servers}")
-        for topic, partitions in state.topics.items():
-            click.echo(f"  topic {topic}: {partitions} partitions")
+    lines, streams_up = status_lines(settings)
+    for line in lines:
+        click.echo(line)
     cluster = FlinkCluster(settings).status()
     click.echo(f"flink cluster: {_describe_cluster(cluster, settings.flink_taskmanagers)}")
-    if state.pid is None:
+    if not streams_up:
         sys.exit(3)
 
 
@@ -205,10 +230,10 @@ def _describe_cluster(state: "FlinkStatus", taskmanagers: int) -> str:
 @click.option(
     "--to",
     "sink_name",
-    type=click.Choice(["kafka", "file", "stdout"]),
-    default="kafka",
+    type=click.Choice(["streams", "file", "stdout"]),
+    default="streams",
     show_default=True,
-    help="Where the events go.",
+    help="Where the events go: streams = the platform's (Kafka, or Kinesis on aws).",
 )
 @click.option(
     "--output",
@@ -222,12 +247,13 @@ def generate(context: click.Context, /, sink_name: str, output: Path, **flags: A
     """Generate realistic ad traffic (SPEC section 8): bounded or endless, rate-controlled."""
     from adstream.events.outcomes import INPUT_TOPICS
     from adstream.generator.runner import generate as run_generator
-    from adstream.generator.sinks import FileSink, KafkaSink, Sink, StdoutSink
+    from adstream.generator.sinks import FileSink, Sink, StdoutSink
+    from adstream.platform import event_sink
 
     settings = build_settings(context, flags)
     sink: Sink
-    if sink_name == "kafka":
-        sink = KafkaSink(settings, INPUT_TOPICS)
+    if sink_name == "streams":
+        sink = event_sink(settings, INPUT_TOPICS)
     elif sink_name == "file":
         sink = FileSink(output)
     else:
@@ -244,7 +270,7 @@ def generate(context: click.Context, /, sink_name: str, output: Path, **flags: A
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.pass_context
 def produce(context: click.Context, /, topic: str, file: Any, **flags: Any) -> None:
-    """Send a JSON-lines FILE (or - for stdin) to a topic, one record per line.
+    """Send a JSON-lines FILE (or - for stdin) to a topic (its Kinesis stream on aws).
 
     Each record is keyed by its impression_id where it has one; malformed lines are sent as they
     are, so crafted bad data can be replayed.
@@ -294,11 +320,14 @@ def join(context: click.Context, /, bounded: bool, cluster: bool, **flags: Any) 
     runs in a Flink mini-cluster of its own; with it, Ctrl-C cancels the cluster job.
     """
     from adstream.join.launcher import run_join
+    from adstream.platform import require_local
 
-    run_join(build_settings(context, flags), bounded=bounded, cluster=cluster)
+    settings = build_settings(context, flags)
+    require_local(settings, "the join")
+    run_join(settings, bounded=bounded, cluster=cluster)
 
 
-LAKEHOUSE: Final = ("data_dir", "catalog_type", "catalog_uri", "warehouse")
+LAKEHOUSE: Final = ("data_dir", *PLATFORM, "catalog_type", "catalog_uri", "warehouse")
 DASHBOARD: Final = ("dashboard_host", "dashboard_port", "dashboard_refresh")
 
 
@@ -357,14 +386,16 @@ def enrich(context: click.Context, /, bounded: bool, **flags: Any) -> None:
     the data directory, never write a record twice.
     """
     from adstream.enrich.launcher import run_enrich
+    from adstream.platform import require_local
 
-    run_enrich(build_settings(context, flags), bounded=bounded)
+    settings = build_settings(context, flags)
+    require_local(settings, "the enrichment")
+    run_enrich(settings, bounded=bounded)
 
 
 @cli.command()
 @settings_options(
-    *CONNECTION,
-    *LAKEHOUSE[1:],
+    *dict.fromkeys((*CONNECTION, *LAKEHOUSE)),
     "attribution_window",
     "out_of_orderness",
     "future_bound",
@@ -416,9 +447,11 @@ def run(context: click.Context, /, **flags: Any) -> None:
     The dashboard is served meanwhile, at the address printed when it starts.
     """
     from adstream.pipeline import run_pipeline
+    from adstream.platform import require_local
 
     settings = build_settings(context, flags)
-    _require_local(settings)
+    require_local(settings, "`adstream run`")
+    _require_local_broker(settings)
     accounting = run_pipeline(settings, lambda line: log.info("%s", line))
     click.echo(accounting, nl=False)
 
@@ -427,7 +460,7 @@ def _progress(report: Any) -> None:
     log.info("%s", report.line())
 
 
-def _require_local(settings: Settings) -> None:
+def _require_local_broker(settings: Settings) -> None:
     if not settings.uses_local_kafka:
         raise AdstreamError(
             "kafka_bootstrap_servers points at an external cluster; adstream only manages "

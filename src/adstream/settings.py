@@ -42,6 +42,7 @@ def _seconds(value: Any) -> Any:
 
 Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
 CatalogType = Literal["sql", "rest", "glue"]
+Platform = Literal["local", "aws"]
 StateBackend = Literal["hashmap", "rocksdb"]
 
 
@@ -54,6 +55,35 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".adstream"), description="Data directory of this instance.")
     lib_dir: Path = Field(
         PROJECT_ROOT / "lib", description="Folder of the jars fetched by `make setup`."
+    )
+
+    # Where it runs (SPEC section 9; docs/aws.md).
+    platform: Platform = Field(
+        "local",
+        description="local: Kafka and files on this machine; aws: Kinesis, S3, Glue (the real "
+        "services, or the emulator with --emulator).",
+    )
+    aws_region: str = Field("us-east-1", description="AWS region of every AWS client.")
+    aws_endpoint_url: str | None = Field(
+        None,
+        description="Send every AWS request (Python, Flink, Spark) to this endpoint instead of "
+        "AWS's own, e.g. an emulator; unset: the real AWS endpoints.",
+    )
+    aws_emulator: bool = Field(
+        False,
+        description="Use the local AWS API emulator (moto) of this data directory, on "
+        "127.0.0.1: `adstream up` starts it; dummy credentials.",
+    )
+    aws_emulator_port: int = Field(
+        4566, ge=1, le=65535, description="Port of the local AWS API emulator."
+    )
+    stream_prefix: str = Field(
+        "",
+        pattern=r"^[a-zA-Z0-9_.-]{0,64}$",
+        description="Prepended to each topic name to name its Kinesis stream.",
+    )
+    stream_shards: int = Field(
+        2, ge=1, le=500, description="Shards of each Kinesis stream adstream creates."
     )
 
     # Event streams.
@@ -249,6 +279,8 @@ class Settings(BaseSettings):
             raise ValueError("kafka_port and kafka_controller_port must differ")
         if self.flink_rest_port in self.flink_rpc_ports:
             raise ValueError("flink_rest_port must lie outside the flink_rpc_port range")
+        if self.aws_emulator and self.aws_endpoint_url is not None:
+            raise ValueError("aws_emulator and aws_endpoint_url exclude each other")
         return self
 
     @property
@@ -260,6 +292,17 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """The Kafka bootstrap servers clients connect to."""
         return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def aws_endpoint(self) -> str | None:
+        """Where AWS clients send requests (the emulator, a configured one); None: AWS's own."""
+        if self.aws_emulator:
+            return f"http://127.0.0.1:{self.aws_emulator_port}"
+        return self.aws_endpoint_url
+
+    def stream_name(self, topic: str) -> str:
+        """The Kinesis stream of a topic (SPEC section 9)."""
+        return f"{self.stream_prefix}{topic}"
 
     @property
     def uses_local_kafka(self) -> bool:

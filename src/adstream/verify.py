@@ -17,8 +17,8 @@ from adstream.events.reference import Outcomes, SourceRecord, recompute
 from adstream.events.schema import INPUT_STREAMS, PRICE_SCALE, STREAM_OF_TOPIC
 from adstream.lakehouse.catalog import row_counts
 from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE_TABLE, IMPRESSIONS, UNMATCHED_CLICKS
+from adstream.platform import read_records
 from adstream.query import run_query
-from adstream.services.kafka_client import read_topic
 from adstream.settings import Settings
 
 ATTRIBUTED: Final = "attributed click"
@@ -123,7 +123,7 @@ def read_source_records(settings: Settings) -> list[SourceRecord]:
     return [
         SourceRecord(STREAM_OF_TOPIC[r.topic].name, r.partition, r.offset, r.timestamp_ms, r.value)
         for topic in STREAM_OF_TOPIC
-        for r in read_topic(settings, topic)
+        for r in read_records(settings, topic)
     ]
 
 

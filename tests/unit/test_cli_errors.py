@@ -44,6 +44,27 @@ def test_broker_down() -> None:
     assert_one_line_error(result, 1, f"Kafka is not reachable at 127.0.0.1:{port}")
 
 
+def test_emulator_down() -> None:
+    (port,) = free_ports(1)
+    result = adstream(
+        "generate",
+        "--events",
+        "10",
+        "--platform",
+        "aws",
+        "--emulator",
+        "--aws-emulator-port",
+        str(port),
+    )
+    assert_one_line_error(result, 1, f"AWS is not reachable at http://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(("command", "what"), [("join", "the join"), ("enrich", "the enrichment")])
+def test_jobs_not_yet_on_aws_say_so(command: str, what: str) -> None:
+    result = adstream(command, "--platform", "aws", "--emulator")
+    assert_one_line_error(result, 1, f"{what} runs on the local platform only so far")
+
+
 def test_produce_missing_file() -> None:
     result = adstream("produce", "--topic", "ad_clicks", "nope.jsonl")
     assert_one_line_error(result, 2, "nope.jsonl")
@@ -56,12 +77,18 @@ def test_debug_shows_the_traceback() -> None:
     assert "Traceback" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["up", "down", "status", "generate", "produce", "run"])
+COMMANDS = ["up", "down", "status", "generate", "produce", "join", "enrich", "query", "verify"]
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "dashboard", "run"])
 def test_every_command_has_help_naming_environment_variables(command: str) -> None:
     result = adstream(command, "--help")
     assert result.returncode == 0
     assert "--data-dir" in result.stdout
     assert "ADSTREAM_DATA_DIR" in result.stdout
+    for flag in ("--platform", "--emulator", "--aws-region", "--stream-prefix"):
+        assert flag in result.stdout
+    assert "ADSTREAM_AWS_EMULATOR=1" in result.stdout
 
 
 def test_generate_to_stdout_is_deterministic() -> None:

@@ -80,3 +80,41 @@ def test_durations_from_the_environment_are_seconds(monkeypatch: pytest.MonkeyPa
     assert settings.checkpoint_interval == timedelta(seconds=1)
     assert settings.attribution_window == timedelta(seconds=90.5)
     assert settings.duration == timedelta(minutes=2)
+
+
+def test_platform_defaults_to_local_and_aws_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = load_settings()
+    assert (local.platform, local.aws_endpoint, local.stream_name("ad_clicks")) == (
+        "local",
+        None,
+        "ad_clicks",
+    )
+    monkeypatch.setenv("ADSTREAM_PLATFORM", "aws")
+    monkeypatch.setenv("ADSTREAM_AWS_EMULATOR", "1")
+    monkeypatch.setenv("ADSTREAM_AWS_EMULATOR_PORT", "4999")
+    monkeypatch.setenv("ADSTREAM_STREAM_PREFIX", "prod-")
+    aws = load_settings()
+    assert aws.platform == "aws"
+    assert aws.aws_endpoint == "http://127.0.0.1:4999"
+    assert aws.stream_name("ad_clicks") == "prod-ad_clicks"
+    custom = load_settings(aws_emulator=False, aws_endpoint_url="http://10.0.0.5:4566")
+    assert custom.aws_endpoint == "http://10.0.0.5:4566"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"platform": "gcp"}, "invalid setting platform"),
+        ({"stream_prefix": "bad prefix"}, "invalid setting stream_prefix"),
+        ({"stream_shards": 0}, "invalid setting stream_shards"),
+        (
+            {"aws_emulator": True, "aws_endpoint_url": "http://x"},
+            "aws_emulator and aws_endpoint_url exclude each other",
+        ),
+    ],
+)
+def test_bad_platform_settings_are_one_clear_error(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(AdstreamError, match=message):
+        load_settings(**flags)

@@ -4,7 +4,7 @@ import json
 from collections.abc import Iterable
 from typing import Final
 
-from adstream.generator.sinks import KafkaSink
+from adstream.platform import event_sink
 from adstream.settings import Settings
 
 _CHUNK: Final = 10_000
@@ -22,7 +22,7 @@ def record_key(line: str) -> str | None:
 
 def replay(settings: Settings, topic: str, lines: Iterable[str]) -> tuple[int, int]:
     """Send every non-blank line to `topic`; return (records sent, blank lines skipped)."""
-    sink = KafkaSink(settings, (topic,))
+    sink = event_sink(settings, (topic,))
     sent = blank = 0
     keys: list[str | None] = []
     values: list[str] = []

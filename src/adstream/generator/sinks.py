@@ -1,17 +1,25 @@
-"""Where generated or replayed records go: Kafka, JSON-lines files, stdout."""
+"""Where generated or replayed records go: Kafka, Kinesis, JSON-lines files, stdout."""
 
+import hashlib
+import logging
+import random
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, Literal, Protocol, TextIO
+from typing import Any, Final, Protocol, TextIO
 
+from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import KafkaError, Message, Producer
 
 from adstream.errors import AdstreamError
+from adstream.services import aws
 from adstream.services.kafka_client import producer_config, require_broker, topic_partitions
+from adstream.services.kinesis import require_streams
 from adstream.settings import Settings
 
-SinkName = Literal["kafka", "file", "stdout"]
+log = logging.getLogger(__name__)
+
 _POLL_EVERY: Final = 10_000
 
 
@@ -74,6 +82,119 @@ class KafkaSink:
     def _raise_on_failure(self) -> None:
         if self.failed:
             raise AdstreamError(f"{self.failed} records failed delivery; first: {self.first_error}")
+
+
+class KinesisSink:
+    """PutRecords in batches within Kinesis' limits; failed records are sent again, only they.
+
+    A record's partition key is its impression_id (SPEC section 9); a record without one (a
+    malformed line) is keyed by a hash of its bytes. Throttled or failed records of a batch are
+    retried with exponential backoff and jitter until `retry_for` seconds pass, then the first
+    error is raised: nothing is dropped silently, and a record the service accepted is never
+    sent again.
+    """
+
+    MAX_RECORDS: Final = 500
+    MAX_REQUEST_BYTES: Final = 5 * 1024 * 1024
+    MAX_RECORD_BYTES: Final = 1024 * 1024
+    """Per record: its data plus its partition key."""
+    MAX_KEY_CHARS: Final = 256
+
+    def __init__(
+        self, settings: Settings, topics: tuple[str, ...], retry_for: float = 120.0
+    ) -> None:
+        require_streams(settings, topics)
+        self.settings = settings
+        self.client = aws.client(settings, "kinesis")
+        self.retry_for = retry_for
+        self.streams = {topic: settings.stream_name(topic) for topic in topics}
+        self.batches: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
+        self.sizes = dict.fromkeys(topics, 0)
+        self.sent = 0
+        self.retried = 0
+
+    def send(
+        self, topics: Sequence[str], keys: Sequence[str | None], values: Sequence[str]
+    ) -> None:
+        """Add records to their stream's batch; a full batch is put at once."""
+        for topic, key, value in zip(topics, keys, values, strict=True):
+            data = value.encode()
+            partition_key = _partition_key(key, data, self.MAX_KEY_CHARS)
+            size = len(data) + len(partition_key.encode())
+            if size > self.MAX_RECORD_BYTES:
+                raise AdstreamError(
+                    f"a record for {topic} is {size:,} bytes with its key; Kinesis takes at most "
+                    f"{self.MAX_RECORD_BYTES:,}"
+                )
+            batch = self.batches[topic]
+            if len(batch) == self.MAX_RECORDS or self.sizes[topic] + size > self.MAX_REQUEST_BYTES:
+                self._put(topic)
+                batch = self.batches[topic]
+            batch.append({"Data": data, "PartitionKey": partition_key})
+            self.sizes[topic] += size
+
+    def close(self) -> None:
+        """Put every batch still open."""
+        for topic in self.batches:
+            if self.batches[topic]:
+                self._put(topic)
+
+    def _put(self, topic: str) -> None:
+        pending = self.batches[topic]
+        self.batches[topic], self.sizes[topic] = [], 0
+        stream = self.streams[topic]
+        deadline = time.monotonic() + self.retry_for
+        attempt = 0
+        while True:
+            try:
+                answer = self.client.put_records(StreamName=stream, Records=pending)
+            except ClientError as error:  # the whole call refused: nothing was stored
+                if aws.error_code(error) not in _RETRIED:
+                    raise AdstreamError(
+                        f"could not put to {stream}: {aws.describe(error)}"
+                    ) from error
+                first_error = aws.describe(error)
+            except BotoCoreError as error:
+                raise aws.unreachable(self.settings, error) from error
+            else:
+                results = answer["Records"]
+                failed = [
+                    r for r, result in zip(pending, results, strict=True) if "ErrorCode" in result
+                ]
+                self.sent += len(pending) - len(failed)
+                if not failed:
+                    return
+                first = next(result for result in results if "ErrorCode" in result)
+                first_error = f"{first['ErrorCode']}: {first.get('ErrorMessage', '')}"
+                pending = failed
+            attempt += 1
+            self.retried += len(pending)
+            if time.monotonic() > deadline:
+                raise AdstreamError(
+                    f"{len(pending):,} records could not be put to {stream} within "
+                    f"{self.retry_for:.0f} s; first error: {first_error}"
+                )
+            log.debug("retrying %d records to %s: %s", len(pending), stream, first_error)
+            time.sleep(min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+_RETRIED: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "LimitExceededException",
+        "KMSThrottlingException",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+"""Refusals of a whole PutRecords call that pass with time."""
+
+
+def _partition_key(key: str | None, data: bytes, max_chars: int) -> str:
+    if key and len(key) <= max_chars:
+        return key
+    return hashlib.sha256(key.encode() if key else data).hexdigest()
 
 
 class FileSink:
