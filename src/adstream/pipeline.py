@@ -176,7 +176,20 @@ def freshness_lag(settings: Settings) -> timedelta | None:
 
 
 def run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
-    """Run everything until the generator stops; return the final accounting."""
+    """Run everything until the generator stops; return the final accounting.
+
+    SIGTERM (`kill`, a service manager stopping it) counts as Ctrl-C: the first stops the
+    generator and the pipeline finishes, a second stops the jobs at once; either way nothing
+    the run started is left running.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run_pipeline(settings, report)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
     began = time.monotonic()
     broker = KafkaBroker(settings)
     started = broker.process.pid() is None  # stop on exit only what this run started

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -359,5 +360,24 @@ def test_nothing_of_the_run_is_left_running(finished_run: FinishedRun) -> None:
     assert not broker_reachable(settings, timeout=1.0)
     with pytest.raises(ConnectionRefusedError):  # the dashboard stopped with the run
         socket.create_connection(("127.0.0.1", finished_run.dashboard_port), timeout=5).close()
+    jobs = subprocess.run(["pgrep", "-f", str(settings.data_dir)], capture_output=True, text=True)
+    assert jobs.stdout == ""  # no job process left behind
+
+
+def test_killed_while_starting_it_stops_everything_it_started(tmp_path: Path) -> None:
+    settings = instance_settings(tmp_path / "killed")
+    (dashboard_port,) = free_ports(1)
+    process = start_run(settings, "--dashboard-port", str(dashboard_port))
+    try:
+        read_until(process, r"starting the enrichment", 300)  # both jobs are starting
+        process.send_signal(signal.SIGTERM)  # `kill`, as a service manager stops it
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted: stopping the jobs" in stderr
+    assert "Kafka stopped" in stderr
+    assert not broker_reachable(settings, timeout=1.0)
     jobs = subprocess.run(["pgrep", "-f", str(settings.data_dir)], capture_output=True, text=True)
     assert jobs.stdout == ""  # no job process left behind
