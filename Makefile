@@ -51,8 +51,8 @@ lib/%/.fetched: pom.xml
 # The join job's own SQL functions (java/), next to the connector: after it, as fetching the
 # connector empties lib/flink first.
 $(FLINK_FUNCTIONS_JAR): java/pom.xml $(JAVA_SOURCES) $(FLINK_JARS_STAMP)
-	@echo "adstream: building the join job's SQL functions (java/) into lib/flink"
-	$(MVN) -f java/pom.xml package
+	@echo "adstream: building the join job's SQL functions and Kinesis connector (java/) into lib/flink"
+	$(MVN) -f java/pom.xml package -DskipTests
 	cp java/target/adstream-flink-functions.jar $@
 
 $(BROWSER) &:
@@ -64,7 +64,9 @@ $(BROWSER) &:
 run: setup ## Run the main job with local defaults (Ctrl-C stops)
 	$(BIN)/adstream run
 
-test: setup ## Run the whole test suite (unit and integration)
+test: setup ## Run the whole test suite (JUnit, then the Python unit and integration tests)
+	@echo "adstream: JUnit tests of java/ (the SQL functions and the Kinesis connector)"
+	$(MVN) -f java/pom.xml test -Dadstream.python=$(CURDIR)/$(BIN)/python
 	$(BIN)/pytest
 
 test-unit: setup ## Run the fast tests only (no JVM)
