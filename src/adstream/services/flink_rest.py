@@ -19,6 +19,11 @@ _CURRENT_OFFSET: Final = re.compile(
     r"KafkaSourceReader\.topic\.(.+)\.partition\.(\d+)\.currentOffset$"
 )
 """A Kafka source's metric: the offset of the last record it emitted from a partition."""
+_TIP_REACHED_AT: Final = re.compile(
+    r"KinesisSource\.stream\.(.+)\.shard\.(shardId-\d+)\.tipReachedAt$"
+)
+"""A Kinesis source's metric (java/, KinesisSourceReader): the latest moment, in epoch
+milliseconds, by which it had emitted everything the shard held then."""
 
 
 class FlinkRest:
@@ -107,18 +112,31 @@ class FlinkRest:
         From the sources' `currentOffset` metrics (set as each record is handed downstream); a
         partition not read yet is missing or negative.
         """
-        offsets: dict[tuple[str, int], int] = {}
+        found = self._source_metrics(job_id, _CURRENT_OFFSET)
+        return {(topic, int(partition)): value for (topic, partition), value in found.items()}
+
+    def shard_tips(self, job_id: str) -> dict[tuple[str, str], int]:
+        """Per Kinesis stream and shard, the moment (epoch ms) the source had emitted all of it.
+
+        From the sources' `tipReachedAt` metrics; 0 or missing for a shard not read to its tip
+        yet, the largest long for a finished one.
+        """
+        return self._source_metrics(job_id, _TIP_REACHED_AT)
+
+    def _source_metrics(self, job_id: str, pattern: re.Pattern[str]) -> dict[tuple[str, str], int]:
+        """The source metrics matching `pattern` (two groups: the key), largest over subtasks."""
+        values: dict[tuple[str, str], int] = {}
         for vertex in self.rest("GET", f"/jobs/{job_id}")["vertices"]:
             if not vertex["name"].startswith("Source:"):
                 continue
             path = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
-            names = [m["id"] for m in self.rest("GET", path) if _CURRENT_OFFSET.search(m["id"])]
+            names = [m["id"] for m in self.rest("GET", path) if pattern.search(m["id"])]
             if not names:
                 continue
             query = urllib.parse.urlencode({"get": ",".join(names)})
             for metric in self.rest("GET", f"{path}?{query}"):
-                found = _CURRENT_OFFSET.search(metric["id"])
+                found = pattern.search(metric["id"])
                 assert found is not None
-                key = (found.group(1), int(found.group(2)))
-                offsets[key] = max(offsets.get(key, -1), int(float(metric["value"])))
-        return offsets
+                key = (found.group(1), found.group(2))
+                values[key] = max(values.get(key, -1), int(float(metric["value"])))
+        return values

@@ -71,6 +71,11 @@ record KinesisConnection(
         }
     }
 
+    /** The stream's name: what follows {@code stream/} in its ARN (validated by the factory). */
+    String streamName() {
+        return streamArn.substring(streamArn.indexOf(":stream/") + ":stream/".length());
+    }
+
     /** Without the secret: this may be logged. */
     @Override
     public String toString() {

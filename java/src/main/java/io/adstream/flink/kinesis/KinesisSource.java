@@ -63,7 +63,8 @@ final class KinesisSource<T>
                 () -> new ShardReader(connection, settings),
                 new KinesisSourceReader.Emitter<>(deserializer),
                 new Configuration(),
-                context);
+                context,
+                connection.streamName());
     }
 
     @Override

@@ -41,12 +41,16 @@ final class KinesisSourceReader<T>
     /** Finished shards by the checkpoint that first holds them. */
     private final NavigableMap<Long, List<ShardSplit>> finishedByCheckpoint = new TreeMap<>();
 
+    private final String streamName;
+
     KinesisSourceReader(
             Supplier<SplitReader<Record, ShardSplit>> shardReaders,
             RecordEmitter<Record, T, ShardState> emitter,
             Configuration config,
-            SourceReaderContext context) {
+            SourceReaderContext context,
+            String streamName) {
         super(shardReaders, emitter, config, context);
+        this.streamName = streamName;
     }
 
     @Override
@@ -62,6 +66,7 @@ final class KinesisSourceReader<T>
 
     @Override
     protected void onSplitFinished(Map<String, ShardState> finishedSplits) {
+        finishedSplits.values().forEach(state -> state.tipReachedAt = Long.MAX_VALUE);
         announce(
                 finishedSplits.values().stream()
                         .map(state -> state.toSplit().asFinished())
@@ -91,9 +96,21 @@ final class KinesisSourceReader<T>
         super.notifyCheckpointComplete(checkpointId);
     }
 
+    /**
+     * A shard's state, and its metric {@code KinesisSource.stream.<name>.shard.<id>.tipReachedAt}:
+     * the latest moment (epoch milliseconds) by which every record the shard held then has been
+     * handed downstream; 0 until then, the largest long once the shard is finished. A bounded run
+     * of adstream's join drains once every input shard shows a moment after the input's end.
+     */
     @Override
     protected ShardState initializedState(ShardSplit split) {
-        return new ShardState(split);
+        ShardState state = new ShardState(split);
+        context.metricGroup()
+                .addGroup("KinesisSource")
+                .addGroup("stream", streamName)
+                .addGroup("shard", split.shardId())
+                .gauge("tipReachedAt", () -> state.tipReachedAt);
+        return state;
     }
 
     @Override
@@ -105,9 +122,14 @@ final class KinesisSourceReader<T>
     static final class ShardState {
         private final ShardSplit split;
         private String lastSequenceNumber;
+        private volatile long tipReachedAt;
 
         ShardState(ShardSplit split) {
             this.split = split;
+        }
+
+        long tipReachedAt() {
+            return tipReachedAt;
         }
 
         ShardSplit toSplit() {
@@ -130,6 +152,10 @@ final class KinesisSourceReader<T>
         @Override
         public void emitRecord(Record record, SourceOutput<T> output, ShardState state)
                 throws Exception {
+            if (ShardReader.isTip(record)) {
+                state.tipReachedAt = record.approximateArrivalTimestamp().toEpochMilli();
+                return;
+            }
             collector.output = output;
             collector.timestamp = record.approximateArrivalTimestamp().toEpochMilli();
             deserializer.deserialize(record, state.split.shardId(), collector);

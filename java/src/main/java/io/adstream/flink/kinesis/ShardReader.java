@@ -1,6 +1,7 @@
 package io.adstream.flink.kinesis;
 
 import java.io.IOException;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashSet;
@@ -136,7 +137,11 @@ final class ShardReader implements SplitReader<Record, ShardSplit> {
                                 : MIN_CALL_INTERVAL_MS);
 
         RecordsBySplits.Builder<Record> batch = new RecordsBySplits.Builder<>();
-        batch.addAll(shardId, records);
+        if (end == null && atTheTip(response)) {
+            batch.add(shardId, tip(now));
+        } else {
+            batch.addAll(shardId, records);
+        }
         if (end != null) {
             batch.addFinishedSplit(shardId);
             cursors.remove(cursor);
@@ -167,12 +172,31 @@ final class ShardReader implements SplitReader<Record, ShardSplit> {
         if (kept < response.records().size()) {
             return "bounded, reached a record that arrived after " + settings.boundedUntil();
         }
-        Long behind = response.millisBehindLatest();
-        boolean atTheTip = response.records().isEmpty() && (behind == null || behind == 0);
+        boolean atTheTip = atTheTip(response);
         if (atTheTip && settings.bounded()) {
             return "bounded, read to the tip";
         }
         return atTheTip && split.closed() ? "closed, read to the tip" : null;
+    }
+
+    /** Whether the answer says the shard holds nothing more now. */
+    private static boolean atTheTip(GetRecordsResponse response) {
+        Long behind = response.millisBehindLatest();
+        return response.records().isEmpty() && (behind == null || behind == 0);
+    }
+
+    /**
+     * A marker, queued after the records of a shard, saying that at {@code now} the shard had
+     * nothing more: once it is emitted, every record that arrived before {@code now} has been
+     * handed downstream ({@link KinesisSourceReader}'s {@code tipReachedAt} metric).
+     */
+    static Record tip(long now) {
+        return Record.builder().approximateArrivalTimestamp(Instant.ofEpochMilli(now)).build();
+    }
+
+    /** Whether a record is a {@link #tip} marker rather than one read from the stream. */
+    static boolean isTip(Record record) {
+        return record.sequenceNumber() == null;
     }
 
     private GetRecordsResponse getRecords(Cursor cursor) {

@@ -184,7 +184,8 @@ class KinesisSourceReaderTest {
                 OneRecordAShard::new,
                 new KinesisSourceReader.Emitter<>(new AsText()),
                 new Configuration(),
-                context);
+                context,
+                "s");
     }
 
     /** Polls the reader until {@code shards} were announced finished. */
@@ -240,5 +241,27 @@ class KinesisSourceReaderTest {
             assertThat(output.records).containsExactly("shardId-000000000001:42");
             assertThat(reader.snapshotState(5)).contains(finished);
         }
+    }
+
+    @Test
+    void aTipMarkerEmitsNothingAndMovesTheShardsTipMomentNotItsPosition() throws Exception {
+        KinesisSourceReader.ShardState state = new KinesisSourceReader.ShardState(shard(0));
+        KinesisSourceReader.Emitter<String> emitter =
+                new KinesisSourceReader.Emitter<>(new AsText());
+        Output output = new Output();
+        emitter.emitRecord(
+                Record.builder()
+                        .sequenceNumber("7")
+                        .partitionKey("k")
+                        .data(SdkBytes.fromUtf8String("r7"))
+                        .approximateArrivalTimestamp(Instant.EPOCH)
+                        .build(),
+                output,
+                state);
+        emitter.emitRecord(ShardReader.tip(1_234), output, state);
+
+        assertThat(output.records).containsExactly("r7");
+        assertThat(state.tipReachedAt()).isEqualTo(1_234);
+        assertThat(state.toSplit().position().sequenceNumber()).isEqualTo("7");
     }
 }
