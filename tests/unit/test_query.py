@@ -38,6 +38,7 @@ def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "bid_price": [Decimal("12.500000"), Decimal("0.000001")],
         "source_partition": [0, 1],
         "source_offset": [7, 9],
+        "source_sequence_number": [None, None],
     }
     table.append(pa.Table.from_pydict(rows, schema=table.schema().as_arrow()))
     return settings

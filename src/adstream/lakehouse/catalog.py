@@ -119,15 +119,22 @@ def ensure_tables(settings: Settings) -> Catalog:
 
 
 def create_tables(catalog: Catalog) -> Catalog:
-    """Create the namespace and every table that is missing in `catalog`; return it."""
+    """Create the namespace and every table that is missing in `catalog`; return it.
+
+    A table made by an earlier release gets the columns added since (they come last).
+    """
     catalog.create_namespace_if_not_exists(NAMESPACE)
     for table in TABLES:
-        catalog.create_table_if_not_exists(
+        created = catalog.create_table_if_not_exists(
             table.identifier,
             schema=table.schema(),
             partition_spec=table.partition_spec(),
             properties={**TABLE_PROPERTIES, "comment": table.doc},
         )
+        held = set(created.schema().column_names)
+        if any(name not in held for name in table.column_names):
+            with created.update_schema() as update:
+                update.union_by_name(table.schema())
     return catalog
 
 

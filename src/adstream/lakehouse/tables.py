@@ -134,8 +134,16 @@ price of the attributed click."""
 JOINED_COLUMNS: Final = _columns(JOINED_FIELDS)
 
 _SOURCE_POSITION: Final = (
-    Column("source_partition", IntegerType(), "Kafka partition of the input record"),
-    Column("source_offset", LongType(), "Kafka offset of the input record"),
+    Column(
+        "source_partition", IntegerType(), "Kafka partition or Kinesis shard number of the input"
+    ),
+    Column("source_offset", LongType(), "Kafka offset of the input record (null on Kinesis)"),
+)
+_SOURCE_SEQUENCE_NUMBER: Final = Column(
+    "source_sequence_number",
+    StringType(),
+    "Kinesis sequence number of the input record (null on Kafka); added after the first release, "
+    "so it comes last",
 )
 
 ENRICHED_AD_DATA_TABLE: Final = TableDefinition(
@@ -153,13 +161,13 @@ ENRICHED_AD_DATA_TABLE: Final = TableDefinition(
 )
 IMPRESSIONS_TABLE: Final = TableDefinition(
     IMPRESSIONS,
-    (*_columns(IMPRESSION_FIELDS), *_SOURCE_POSITION),
+    (*_columns(IMPRESSION_FIELDS), *_SOURCE_POSITION, _SOURCE_SEQUENCE_NUMBER),
     partitioned_by="event_time",
     doc="One row per unique valid impression.",
 )
 UNMATCHED_CLICKS_TABLE: Final = TableDefinition(
     UNMATCHED_CLICKS,
-    (*_columns(CLICK_FIELDS), *_SOURCE_POSITION),
+    (*_columns(CLICK_FIELDS), *_SOURCE_POSITION, _SOURCE_SEQUENCE_NUMBER),
     partitioned_by="event_time",
     doc="One row per valid, on-time click that matched no impression.",
 )
@@ -172,6 +180,7 @@ REJECTED_EVENTS_TABLE: Final = TableDefinition(
         Column("raw_payload", StringType(), "the record as received, truncated to 64 KiB"),
         *_SOURCE_POSITION,
         Column("rejected_at", TimestamptzType()),
+        _SOURCE_SEQUENCE_NUMBER,
     ),
     partitioned_by="rejected_at",
     doc="One row per rejected record: invalid, late, duplicate, or an invalid joined row.",
