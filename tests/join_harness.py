@@ -21,7 +21,9 @@ from adstream.events.outcomes import (
 from adstream.events.reference import SourceRecord
 from adstream.events.schema import INPUT_STREAMS
 from adstream.join.launcher import run_join
-from adstream.services.kafka_client import admin_client, producer_config, read_topic
+from adstream.platform import on_aws, read_records
+from adstream.services import aws
+from adstream.services.kafka_client import admin_client, producer_config
 from adstream.services.process import wait_until
 from adstream.settings import Settings
 from adstream.verify import expected_outcomes, read_source_records
@@ -56,7 +58,20 @@ def delete_topics(settings: Settings) -> None:
 
 
 def produce(settings: Settings, records: Iterable[tuple[Stream, str | bytes, str | None]]) -> None:
-    """Send (stream, raw value, key) records in order; wait until all are acknowledged."""
+    """Send (stream, raw value, key) records in order; wait until all are acknowledged.
+
+    On Kinesis one PutRecord after the other (a record without key gets its position as key),
+    so that the order in each shard is the order given.
+    """
+    if on_aws(settings):
+        kinesis = aws.client(settings, "kinesis")
+        for number, (stream, value, key) in enumerate(records):
+            kinesis.put_record(
+                StreamName=settings.stream_name(INPUT_STREAMS[stream].topic),
+                Data=value.encode() if isinstance(value, str) else value,
+                PartitionKey=key or str(number),
+            )
+        return
     producer = Producer(producer_config(settings))
     for stream, value, key in records:
         producer.produce(INPUT_STREAMS[stream].topic, value, key)
@@ -108,21 +123,25 @@ def read_outputs(settings: Settings) -> JoinOutputs:
     """The committed contents of the outcome topics."""
 
     def rows(topic: str) -> list[dict[str, Any]]:
-        return [json.loads(r.value, parse_float=Decimal) for r in read_topic(settings, topic)]
+        return [json.loads(r.value, parse_float=Decimal) for r in read_records(settings, topic)]
 
     return JoinOutputs(
         joined=sorted(rows(JOINED_TOPIC), key=_joined_key),
-        unique_impressions=sorted(
-            (r["source_partition"], r["source_offset"]) for r in rows(IMPRESSIONS_OUT_TOPIC)
-        ),
-        unmatched_clicks=sorted(
-            (r["source_partition"], r["source_offset"]) for r in rows(UNMATCHED_CLICKS_TOPIC)
-        ),
+        unique_impressions=sorted(_source(r) for r in rows(IMPRESSIONS_OUT_TOPIC)),
+        unmatched_clicks=sorted(_source(r) for r in rows(UNMATCHED_CLICKS_TOPIC)),
         rejected=sorted(
-            (r["stream"], r["reason"], r["source_partition"], r["source_offset"])
-            for r in rows(REJECTED_EVENTS_TOPIC)
+            (r["stream"], r["reason"], *_source(r)) for r in rows(REJECTED_EVENTS_TOPIC)
         ),
     )
+
+
+def _source(row: dict[str, Any]) -> tuple[int, int]:
+    """The partition and offset of an outcome's input record (on Kinesis: the shard number and
+    the sequence number, as `StoredRecord` has them)."""
+    offset = row["source_offset"]
+    if offset is None:
+        offset = int(row["source_sequence_number"])
+    return row["source_partition"], offset
 
 
 def expected_outputs(settings: Settings, records: list[SourceRecord] | None = None) -> JoinOutputs:

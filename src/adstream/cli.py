@@ -314,16 +314,18 @@ JOIN: Final = (
 @cluster_option("Submit to the standalone Flink cluster of `adstream up --cluster`.")
 @click.pass_context
 def join(context: click.Context, /, bounded: bool, cluster: bool, **flags: Any) -> None:
-    """Run the Flink join (SPEC section 3): every input record to exactly one outcome topic.
+    """Run the Flink join (SPEC section 3): every input record to exactly one outcome stream.
 
-    Restarts resume from the latest checkpoint in the data directory. Without --cluster the job
-    runs in a Flink mini-cluster of its own; with it, Ctrl-C cancels the cluster job.
+    Kafka topics, or Kinesis streams with --platform aws (docs/aws.md). Restarts resume from
+    the latest checkpoint in the data directory. Without --cluster the job runs in a Flink
+    mini-cluster of its own; with it, Ctrl-C cancels the cluster job.
     """
     from adstream.join.launcher import run_join
     from adstream.platform import require_local
 
     settings = build_settings(context, flags)
-    require_local(settings, "the join")
+    if cluster:
+        require_local(settings, "the join on a standalone cluster")
     run_join(settings, bounded=bounded, cluster=cluster)
 
 
@@ -386,10 +388,8 @@ def enrich(context: click.Context, /, bounded: bool, **flags: Any) -> None:
     the data directory, never write a record twice.
     """
     from adstream.enrich.launcher import run_enrich
-    from adstream.platform import require_local
 
     settings = build_settings(context, flags)
-    require_local(settings, "the enrichment")
     run_enrich(settings, bounded=bounded)
 
 
@@ -447,25 +447,14 @@ def run(context: click.Context, /, **flags: Any) -> None:
     The dashboard is served meanwhile, at the address printed when it starts.
     """
     from adstream.pipeline import run_pipeline
-    from adstream.platform import require_local
 
     settings = build_settings(context, flags)
-    require_local(settings, "`adstream run`")
-    _require_local_broker(settings)
     accounting = run_pipeline(settings, lambda line: log.info("%s", line))
     click.echo(accounting, nl=False)
 
 
 def _progress(report: Any) -> None:
     log.info("%s", report.line())
-
-
-def _require_local_broker(settings: Settings) -> None:
-    if not settings.uses_local_kafka:
-        raise AdstreamError(
-            "kafka_bootstrap_servers points at an external cluster; adstream only manages "
-            "its local broker"
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

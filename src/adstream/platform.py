@@ -4,13 +4,24 @@ Everything else asks here for the event streams' services, a sink to produce to 
 records of a stream, and never tests `settings.platform` itself.
 """
 
+from typing import Any, Final
+
+from adstream.enrich.params import OutcomeStreams
 from adstream.errors import AdstreamError
-from adstream.events.outcomes import ALL_TOPICS
+from adstream.events.outcomes import ALL_TOPICS, INPUT_TOPICS, OUTCOME_TOPICS
 from adstream.generator.sinks import KafkaSink, KinesisSink, Sink
+from adstream.join.streams import JoinStreams, KafkaStreams, KinesisStreams
 from adstream.services import kinesis
 from adstream.services.aws_emulator import AwsEmulator
 from adstream.services.kafka import KafkaBroker
-from adstream.services.kafka_client import StoredRecord, read_topic
+from adstream.services.kafka_client import (
+    StoredRecord,
+    ensure_topics,
+    offset_span,
+    read_topic,
+    require_broker,
+    topic_partitions,
+)
 from adstream.settings import Settings
 
 
@@ -98,5 +109,68 @@ def require_local(settings: Settings, what: str) -> None:
     if on_aws(settings):
         raise AdstreamError(
             f"{what} runs on the local platform only so far; on aws, `up`, `status`, `down`, "
-            "`generate`, `produce` and `verify` work (docs/aws.md)"
+            "`generate`, `produce`, `join` and `verify` work (docs/aws.md)"
         )
+
+
+def join_streams(settings: Settings) -> JoinStreams:
+    """The event streams as the join job reads and writes them."""
+    if on_aws(settings):
+        return KinesisStreams(settings)
+    return KafkaStreams(settings)
+
+
+AWS_CONNECTION: Final = (
+    "platform",
+    "aws_region",
+    "aws_endpoint_url",
+    "aws_emulator",
+    "aws_emulator_port",
+    "stream_prefix",
+)
+"""The settings a process needs to reach the Kinesis streams (no secrets among them)."""
+
+
+def outcome_streams(settings: Settings) -> OutcomeStreams:
+    """Where the enrichment reads the outcome records: Kafka topics, or Kinesis streams.
+
+    Missing topics are created; missing streams are an error (`adstream up` creates them).
+    """
+    if on_aws(settings):
+        kinesis.require_streams(settings, OUTCOME_TOPICS)
+        connection = settings.model_dump(mode="json", include=set(AWS_CONNECTION))
+        return OutcomeStreams("kinesis", partitions={}, aws_settings=connection)
+    require_broker(settings)
+    ensure_topics(settings)
+    partitions = topic_partitions(settings)
+    return OutcomeStreams(
+        "kafka", partitions={topic: partitions[topic] for topic in OUTCOME_TOPICS}, aws_settings={}
+    )
+
+
+def aws_connection(values: dict[str, Any]) -> Settings:
+    """Settings to reach the streams, from what `outcome_streams` gave a job process.
+
+    Built without reading the environment or a settings file: the job gets its settings from
+    the process that started it, like every other parameter.
+    """
+    return Settings.model_construct(**values)
+
+
+def local_service(settings: Settings) -> KafkaBroker | AwsEmulator | None:
+    """What adstream runs on this machine for the event streams.
+
+    The Kafka broker, the AWS emulator, or nothing (AWS itself).
+    """
+    if not on_aws(settings):
+        return KafkaBroker(settings)
+    return AwsEmulator(settings) if settings.aws_emulator else None
+
+
+def input_counts(settings: Settings) -> tuple[int, int]:
+    """Records in the impressions and the clicks stream now."""
+    if on_aws(settings):
+        impressions, clicks = (len(kinesis.read_stream(settings, t)) for t in INPUT_TOPICS)
+    else:
+        impressions, clicks = (offset_span(settings, topic) for topic in INPUT_TOPICS)
+    return impressions, clicks

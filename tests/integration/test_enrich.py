@@ -80,6 +80,7 @@ class Sent:
     detail: str | None = None  # an invalid joined row: why
     partition: int = -1
     offset: int = -1
+    sequence_number: str | None = None  # on Kinesis: where it landed (offset is then unused)
 
     @property
     def value(self) -> str:
@@ -170,6 +171,7 @@ def impression(iid: str, partition: int, offset: int, **changes: Any) -> dict[st
         "bid_price": Decimal("3.250000"),
         "source_partition": partition,
         "source_offset": offset,
+        "source_sequence_number": None,
     }
     return {**record, **changes}
 
@@ -187,6 +189,7 @@ def click(iid: str, partition: int, offset: int, **changes: Any) -> dict[str, An
         "click_price": Decimal("0.120000"),
         "source_partition": partition,
         "source_offset": offset,
+        "source_sequence_number": None,
     }
     return {**record, **changes}
 
@@ -200,6 +203,7 @@ def rejected(stream: str, reason: str, raw: str, partition: int, offset: int) ->
         "source_partition": partition,
         "source_offset": offset,
         "rejected_at": T0 + timedelta(seconds=3.123),
+        "source_sequence_number": None,
     }
 
 
@@ -294,7 +298,8 @@ def expected_tables(sent: list[Sent]) -> dict[str, list[dict[str, Any]]]:
                     "detail": item.detail,
                     "raw_payload": item.value,
                     "source_partition": item.partition,
-                    "source_offset": item.offset,
+                    "source_offset": item.offset if item.sequence_number is None else None,
+                    "source_sequence_number": item.sequence_number,
                 }
             )
         else:

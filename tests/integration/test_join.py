@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -266,11 +267,22 @@ def test_every_record_gets_its_outcome(
     case: Case, case_outputs: tuple[list[Record], JoinOutputs, Settings]
 ) -> None:
     records, outputs, _ = case_outputs
-    offsets: dict[Stream, int] = Counter()
+    assert_outcomes(case, records, outputs, lambda stream, number: number)
+
+
+def assert_outcomes(
+    case: Case,
+    records: list[Record],
+    outputs: JoinOutputs,
+    offset_of: Callable[[Stream, int], int],
+) -> None:
+    """Each record of the case got its expected outcome; the records went to one partition,
+    where `offset_of(stream, n)` is the offset of the stream's n-th record."""
+    numbers: dict[Stream, int] = Counter()
     attributed = {row["click_time"] for row in outputs.joined}
     for record in records:
-        offset = offsets[record.stream]
-        offsets[record.stream] += 1
+        offset = offset_of(record.stream, numbers[record.stream])
+        numbers[record.stream] += 1
         if record not in case.records:
             continue
         found = outputs.outcome_of(record.stream, 0, offset)

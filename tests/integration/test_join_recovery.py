@@ -20,8 +20,9 @@ from adstream.generator.runner import generate
 from adstream.generator.sinks import KafkaSink
 from adstream.join import launcher
 from adstream.join.launcher import has_read_to, latest_checkpoint, local_rest, run_join
+from adstream.platform import join_streams
 from adstream.services.flink_rest import FlinkRest
-from adstream.services.kafka_client import end_offsets, read_topic
+from adstream.services.kafka_client import read_topic
 from adstream.services.process import wait_until
 from adstream.settings import Settings
 from tests.cli import ADSTREAM, adstream, interruptible
@@ -197,12 +198,12 @@ def test_a_drain_while_every_source_is_idle_keeps_results_pending_for_a_bounded_
     recreate_topics(settings, partitions=2)
     generate(settings, KafkaSink(settings, INPUT_TOPICS))
     expected = expected_outputs(settings)
-    ends = end_offsets(settings, INPUT_TOPICS)
+    end = join_streams(settings).end()
 
     job = launcher.start_join(settings, bounded=False, detached=True)
     try:
         wait_until(
-            lambda: job.poll() is None and has_read_to(settings, ends),
+            lambda: job.poll() is None and has_read_to(settings, end),
             timeout=600,
             what="the join to read its input",
         )

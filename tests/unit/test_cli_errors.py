@@ -59,10 +59,18 @@ def test_emulator_down() -> None:
     assert_one_line_error(result, 1, f"AWS is not reachable at http://127.0.0.1:{port}")
 
 
-@pytest.mark.parametrize(("command", "what"), [("join", "the join"), ("enrich", "the enrichment")])
-def test_jobs_not_yet_on_aws_say_so(command: str, what: str) -> None:
-    result = adstream(command, "--platform", "aws", "--emulator")
-    assert_one_line_error(result, 1, f"{what} runs on the local platform only so far")
+def test_the_join_on_a_cluster_not_yet_on_aws_says_so() -> None:
+    result = adstream("join", "--cluster", "--platform", "aws", "--emulator")
+    assert_one_line_error(
+        result, 1, "the join on a standalone cluster runs on the local platform only so far"
+    )
+
+
+@pytest.mark.parametrize("command", ["join", "enrich"])
+def test_jobs_on_aws_with_the_emulator_down(command: str) -> None:
+    (port,) = free_ports(1)
+    result = adstream(command, "--platform", "aws", "--emulator", "--aws-emulator-port", str(port))
+    assert_one_line_error(result, 1, f"AWS is not reachable at http://127.0.0.1:{port}")
 
 
 def test_produce_missing_file() -> None:

@@ -3,7 +3,8 @@
 Run by the launcher as `python -m adstream.enrich.job PARAMS.json`. Reads committed records
 only (read_committed), splits each micro-batch by topic and appends to the tables through
 `BatchWriter`. Bounded runs (Trigger.AvailableNow) exit 0 when everything present at the start
-is written; endless runs stop cleanly on SIGTERM or SIGINT.
+is written; endless runs stop cleanly on SIGTERM or SIGINT. On Kinesis the records come from
+the job's own micro-batch loop instead (`adstream.enrich.kinesis_reader`), into the same writer.
 """
 
 import fcntl
@@ -24,6 +25,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from adstream.enrich.kinesis_reader import read_kinesis
 from adstream.enrich.offsets import (
     OffsetMap,
     all_committed_offsets,
@@ -35,6 +37,7 @@ from adstream.enrich.rules import EnrichRules
 from adstream.enrich.session import build_session
 from adstream.enrich.warmup import warm_up
 from adstream.enrich.writer import BatchWriter
+from adstream.errors import AdstreamError
 from adstream.events.outcomes import OUTCOME_TOPICS
 from adstream.lakehouse.catalog import connect
 
@@ -110,6 +113,20 @@ def start(spark: SparkSession, params: EnrichParams) -> StreamingQuery:
     return writer.start()
 
 
+def read_kafka(spark: SparkSession, params: EnrichParams, signals: "Signals") -> None:
+    """Run the streaming query until it ends (bounded, finished) or a signal stops it."""
+    for bounded in (params.bounded, True):
+        if signals.stop.is_set():
+            log.info("stopped before the query started")
+            return
+        query = start(spark, replace(params, bounded=bounded))
+        log.info("query %s started (%s)", query.id, "bounded" if bounded else "endless")
+        wait(query, signals, bounded=bounded)
+        if bounded or not signals.finish.is_set():
+            return
+        log.info("finishing: writing what the outcome topics hold now")
+
+
 class Signals:
     """What the launcher asked for: stop now (SIGTERM, SIGINT) or finish (SIGUSR1)."""
 
@@ -178,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
     An endless run ends on SIGTERM or SIGINT (a batch it interrupts is redone by the next run),
     or finishes on SIGUSR1: it then writes everything the outcome topics hold at that moment
-    (Trigger.AvailableNow, in the same session) and exits. That is how `adstream run` ends its
-    enrichment once the join is done.
+    (Trigger.AvailableNow, in the same session; on Kinesis, each shard read to its tip) and
+    exits. That is how `adstream run` ends its enrichment once the join is done.
     """
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(
@@ -198,18 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if not params.bounded:  # its first batch holds the first results a user waits for
                 warm_up(spark, rules(params), Path(params.checkpoint_dir).with_name("warm-up"))
-            for bounded in (params.bounded, True):
-                if signals.stop.is_set():
-                    log.info("stopped before the query started")
-                    return 0
-                query = start(spark, replace(params, bounded=bounded))
-                log.info("query %s started (%s)", query.id, "bounded" if bounded else "endless")
-                wait(query, signals, bounded=bounded)
-                if bounded or not signals.finish.is_set():
-                    break
-                log.info("finishing: writing what the outcome topics hold now")
+            if params.source == "kinesis":
+                read_kinesis(spark, params, signals, rules(params))
+            else:
+                read_kafka(spark, params, signals)
         except StreamingQueryException as error:
             log.error("the enrichment query failed: %s", error)
+            return EXIT_FAILED
+        except AdstreamError as error:
+            log.error("the enrichment failed: %s", error)
             return EXIT_FAILED
         finally:
             spark.stop()

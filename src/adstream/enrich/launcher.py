@@ -7,12 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-from adstream.enrich.params import EXIT_LOCKED, EnrichParams
+from adstream.enrich.params import EXIT_LOCKED, EnrichParams, OutcomeStreams
 from adstream.enrich.session import spark_conf
 from adstream.errors import AdstreamError
-from adstream.events.outcomes import OUTCOME_TOPICS
 from adstream.lakehouse.catalog import catalog_properties, ensure_tables, row_counts
-from adstream.services.kafka_client import ensure_topics, require_broker, topic_partitions
+from adstream.platform import outcome_streams
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,13 +32,12 @@ def enrich_log(settings: Settings) -> Path:
     return spark_home(settings) / "enrich.log"
 
 
-def enrich_params(settings: Settings, *, bounded: bool) -> EnrichParams:
-    """The job's parameters from the settings and the outcome topics' partition counts."""
-    partitions = topic_partitions(settings)
+def enrich_params(settings: Settings, streams: OutcomeStreams, *, bounded: bool) -> EnrichParams:
+    """The job's parameters from the settings and where the outcome records are."""
     home = spark_home(settings)
     return EnrichParams(
         bootstrap_servers=settings.bootstrap_servers,
-        partitions={topic: partitions[topic] for topic in OUTCOME_TOPICS},
+        partitions=streams.partitions,
         spark_conf=spark_conf(settings),
         catalog_type=settings.catalog_type,
         catalog_properties=catalog_properties(settings),
@@ -50,29 +48,34 @@ def enrich_params(settings: Settings, *, bounded: bool) -> EnrichParams:
         bounded=bounded,
         premium_threshold=str(settings.premium_threshold),
         revenue_multiplier=str(settings.revenue_multiplier),
+        source=streams.source,
+        aws_settings=streams.aws_settings,
     )
 
 
 def start_enrich(
     settings: Settings, *, bounded: bool, detached: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Create missing topics and tables, start the job; it logs to `<data>/spark/enrich.log`.
+    """Check the outcome streams, create missing tables, start the job.
+
+    The job logs to `<data>/spark/enrich.log`. Missing Kafka topics are created (Kinesis
+    streams must exist).
 
     SIGTERM or SIGINT stops the job cleanly (a batch it interrupts is redone by the next run,
     exactly once). `detached` starts it in a session of its own, so a terminal's Ctrl-C reaches
     only the caller, which stops it.
     """
-    require_broker(settings)
-    ensure_topics(settings)
+    streams = outcome_streams(settings)
     ensure_tables(settings)
-    params = enrich_params(settings, bounded=bounded)
+    params = enrich_params(settings, streams, bounded=bounded)
     home = spark_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     params_file = home / "enrich-params.json"
     params_file.write_text(params.to_json())
     log.info(
-        "starting the enrichment (%s, premium above %s, revenue x %s%s)",
+        "starting the enrichment (%s from %s, premium above %s, revenue x %s%s)",
         settings.spark_master,
+        streams.source,
         settings.premium_threshold,
         settings.revenue_multiplier,
         ", bounded" if bounded else f", every {settings.enrich_trigger_interval}",

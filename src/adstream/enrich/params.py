@@ -1,9 +1,10 @@
 """The enrichment job's parameters: plain data handed from the CLI process to the Spark process."""
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Final
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
 
+from adstream.enrich.offsets import SourceKind
 from adstream.settings import CatalogType
 
 EXIT_FAILED: Final = 1
@@ -18,6 +19,18 @@ RUNNING: Final = "running:"
 def logged(marker: str) -> str:
     """How a marker appears in the job's log."""
     return f"{LOGGER}: {marker}"
+
+
+@dataclass(frozen=True)
+class OutcomeStreams:
+    """Where the job reads the outcome records, as the platform seam finds them."""
+
+    source: SourceKind
+    partitions: dict[str, int]
+    """Kafka: the partition count of each outcome topic (Kinesis shards are listed as read)."""
+    aws_settings: dict[str, Any]
+    """Kinesis: the settings the AWS client and the stream names come from (region, endpoint,
+    emulator, stream prefix; never credentials, which come from the AWS chain)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,10 @@ class EnrichParams:
     bounded: bool
     premium_threshold: str
     revenue_multiplier: str
+    source: SourceKind = "kafka"
+    """Where the outcome records are read: Kafka (`bootstrap_servers`, `partitions`) or Kinesis
+    (`aws_settings`)."""
+    aws_settings: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Serialise for the job process."""

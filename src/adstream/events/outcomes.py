@@ -18,6 +18,9 @@ OUTCOME_TOPICS: Final = (
     REJECTED_EVENTS_TOPIC,
 )
 ALL_TOPICS: Final = INPUT_TOPICS + OUTCOME_TOPICS
+KEYED_BY_IMPRESSION: Final = (JOINED_TOPIC, IMPRESSIONS_OUT_TOPIC, UNMATCHED_CLICKS_TOPIC)
+"""Outcome topics whose records are keyed (Kafka) or partitioned (Kinesis) by impression_id;
+rejected_events records have no key."""
 
 Stream = Literal["impressions", "clicks"]
 JOINED_STREAM: Final = "joined"

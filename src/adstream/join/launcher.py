@@ -1,6 +1,5 @@
 """Start the Flink join job from the app environment: parameters, checkpoints, logs, exit."""
 
-import hashlib
 import logging
 import os
 import re
@@ -11,16 +10,11 @@ from pathlib import Path
 from typing import Final
 
 from adstream.errors import AdstreamError
-from adstream.events.outcomes import INPUT_TOPICS
 from adstream.join.params import STARTED, JoinParams, logged
+from adstream.join.streams import InputEnd
+from adstream.platform import join_streams
 from adstream.services.flink_cluster import FlinkCluster
 from adstream.services.flink_rest import FlinkRest
-from adstream.services.kafka_client import (
-    caught_up,
-    end_offsets,
-    ensure_topics,
-    require_broker,
-)
 from adstream.services.process import LogTail, free_port, wait_until
 from adstream.settings import Settings
 
@@ -33,16 +27,6 @@ _POLL_S: Final = 0.5
 _PARAMS_FILE: Final = "join-params.json"
 _STOP_TIMEOUT_S: Final = 300
 """How long a job stopping with a savepoint may take before it is killed."""
-
-
-def instance_id(settings: Settings) -> str:
-    """A short id unique to this data directory: names its consumer group and transactions."""
-    return hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
-
-
-def consumer_group(settings: Settings) -> str:
-    """The join's Kafka consumer group: Flink commits its offsets there at each checkpoint."""
-    return f"adstream-join-{instance_id(settings)}"
 
 
 def flink_home(settings: Settings) -> Path:
@@ -63,24 +47,9 @@ def local_rest(settings: Settings) -> FlinkRest:
     return FlinkRest(f"http://127.0.0.1:{params.rest_port}")
 
 
-def has_read_to(settings: Settings, ends: dict[tuple[str, int], int]) -> bool:
-    """Whether the local join has handed downstream every input record before `ends`.
-
-    Read off its sources' positions in the mini-cluster's REST API, which move with every
-    record (a partition with no new record since the job started shows in the offsets
-    committed at its checkpoints instead). Input topics are written without transactions,
-    so the last record of a partition is at its end offset - 1.
-    """
-    rest = local_rest(settings)
-    try:
-        job_id = rest.running_job()
-        emitted = rest.source_offsets(job_id) if job_id is not None else None
-    except AdstreamError:  # its REST API is not up yet (or no more)
-        return False
-    if emitted is None:
-        return False
-    behind = {key: end for key, end in ends.items() if emitted.get(key, -1) + 1 < end}
-    return caught_up(settings, consumer_group(settings), behind)
+def has_read_to(settings: Settings, end: InputEnd) -> bool:
+    """Whether the local join has handed downstream every input record before `end`."""
+    return join_streams(settings).has_read_to(local_rest(settings), end)
 
 
 def latest_checkpoint(home: Path) -> Path | None:
@@ -106,9 +75,8 @@ def join_params(
             f"Flink connector jars not found in {settings.lib_dir / 'flink'}; "
             "run `make setup` first"
         )
-    instance = instance_id(settings)
     return JoinParams(
-        bootstrap_servers=settings.bootstrap_servers,
+        connectors=join_streams(settings).connectors(),
         attribution_window_ms=_ms(settings.attribution_window.total_seconds()),
         out_of_orderness_ms=_ms(settings.out_of_orderness.total_seconds()),
         idle_timeout_ms=_ms(settings.idle_timeout.total_seconds()),
@@ -125,8 +93,6 @@ def join_params(
         bounded=bounded,
         checkpoint_dir=str(home / "checkpoints"),
         savepoint_dir=str(home / "savepoints"),
-        transactional_id_prefix=f"adstream-join-{instance}",
-        consumer_group=consumer_group(settings),
         connector_jars=tuple(str(jar) for jar in jars),
         restore_from=str(restore) if restore else None,
         cluster_address=cluster_address,
@@ -143,8 +109,8 @@ def start_join(
     with `cluster` the process is the `flink run` client, which submits the job to the
     standalone cluster of `adstream up --cluster` and waits for it (attached mode).
     """
-    require_broker(settings)
-    ensure_topics(settings)
+    streams = join_streams(settings)
+    streams.require()  # creates missing topics
     if not settings.flink_python.exists():
         raise AdstreamError(
             f"Flink environment not found ({settings.flink_python}); run `make setup` first"
@@ -177,7 +143,7 @@ def start_join(
     command = [str(settings.flink_python), "-m", _JOB_MODULE, str(params_file)]
     # PyFlink starts the mini-cluster's JVM with JVM_ARGS and writes Flink's own log under
     # FLINK_LOG_DIR (by default a folder of .venv-flink, which every instance overwrites).
-    environment = {**os.environ, "FLINK_LOG_DIR": str(home / "log")}
+    environment = {**os.environ, "FLINK_LOG_DIR": str(home / "log"), **streams.environment()}
     if settings.flink_local_heap is not None:
         environment["JVM_ARGS"] = f"-Xmx{settings.flink_local_heap}"
     if standalone is not None:
@@ -194,6 +160,7 @@ def start_join(
         ]
         environment = {
             **standalone.environment(),
+            **streams.environment(),
             "PYFLINK_CLIENT_EXECUTABLE": str(settings.flink_python),
         }
     with join_log(settings).open("ab") as output:
@@ -210,8 +177,8 @@ def start_join(
 def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> None:
     """Run the job until Ctrl-C or SIGTERM, or, bounded, until the input's current end is done.
 
-    A bounded run ends once the job has committed the input topics' end offsets of the moment
-    it started: it is then drained (the watermark jumps to the end of time, so every pending
+    A bounded run ends once the job has handed on the input as it stood when the run started:
+    it is then drained (the watermark jumps to the end of time, so every pending
     result is emitted) and stopped with a savepoint that the next run restores. Locally Ctrl-C
     stops the job with a savepoint, pending results kept; on the cluster it cancels the job
     (its checkpoints are retained for the next run).
@@ -219,14 +186,16 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
     began = time.monotonic()
     log_file = join_log(settings)
     output = LogTail(log_file)
+    streams = join_streams(settings)
     process = start_join(settings, bounded=bounded, cluster=cluster)  # creates missing topics
     standalone = FlinkCluster(settings) if cluster else None
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        ends = end_offsets(settings, INPUT_TOPICS) if bounded else None
-        drained = ends is None
+        end = streams.end() if bounded else None
+        drained = end is None
         while process.poll() is None:
-            if not drained and caught_up(settings, consumer_group(settings), ends or {}):
+            rest = standalone if standalone is not None else local_rest(settings)
+            if not drained and end is not None and streams.has_read_to(rest, end):
                 drained = _drain(process, standalone, output.text(), settings)
                 if drained:
                     log.info("the join has read the input to its end; draining")

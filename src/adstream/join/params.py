@@ -19,10 +19,30 @@ def logged(marker: str) -> str:
 
 
 @dataclass(frozen=True)
+class Connectors:
+    """How the job's tables reach the event streams (Kafka topics or Kinesis streams).
+
+    Built by the platform seam (`adstream.platform.join_streams`); the SQL only renders it.
+    """
+
+    sources: dict[str, dict[str, str]]
+    """Per input stream (`impressions`, `clicks`): the WITH options of its table, raw bytes."""
+    source_columns: str
+    """The source tables' columns that say where a record came from: `source_partition INT`,
+    `source_offset BIGINT`, `source_sequence_number STRING` (computed or metadata, NULL where
+    the platform has none) and `produced_at TIMESTAMP_LTZ(3)`."""
+    sinks: dict[str, dict[str, str]]
+    """Per outcome topic: the WITH options of its table, JSON values."""
+    keyed_sinks: str
+    """How a sink keyed by impression_id says so in its DDL: a clause after the columns (e.g.
+    `PARTITIONED BY (impression_id)`), or "" when the options say it."""
+
+
+@dataclass(frozen=True)
 class JoinParams:
     """Everything the Flink job needs, JSON-serialisable (the Flink venv has no pydantic)."""
 
-    bootstrap_servers: str
+    connectors: Connectors
     attribution_window_ms: int
     out_of_orderness_ms: int
     idle_timeout_ms: int
@@ -34,8 +54,6 @@ class JoinParams:
     bounded: bool
     checkpoint_dir: str
     savepoint_dir: str
-    transactional_id_prefix: str
-    consumer_group: str
     connector_jars: tuple[str, ...]
     restore_from: str | None = None
     cluster_address: str | None = None
@@ -50,5 +68,6 @@ class JoinParams:
     def from_json(cls, text: str) -> "JoinParams":
         """Read what `to_json` wrote."""
         values = json.loads(text)
+        values["connectors"] = Connectors(**values["connectors"])
         values["connector_jars"] = tuple(values["connector_jars"])
         return cls(**values)

@@ -9,12 +9,13 @@ VARIANT has no field access from SQL yet; see docs/join.md.)
 
 The plan, for each input stream:
 
-1. `<stream>_source`: the raw Kafka record as bytes, its partition, offset and produce
+1. `<stream>_source`: the raw record as bytes, where it came from (Kafka partition and offset,
+   or Kinesis shard number and sequence number: `adstream.join.streams`) and its produce
    timestamp; `rt` is the event time when it parses and is not too far in the future (epoch 0
    otherwise, so no such record moves the watermark).
 2. `<stream>_checked`: the record's fields, the first failing validation rule (`reason`,
    `detail`), and the partition watermark: the largest valid event time seen so far in the
-   record's own Kafka partition. A valid record more than D behind it is late. This is
+   record's own partition (or shard). A valid record more than D behind it is late. This is
    deterministic (it depends only on the order within a partition), so `adstream verify` can
    recompute it exactly; as a safety net a record at or behind the operator watermark (which can
    only be ahead of the partition watermark after an idle partition wakes up) is late too, so
@@ -24,7 +25,7 @@ Then impressions and on-time clicks are unioned and keyed by impression_id, in e
 `MIN(impression time)` over all earlier-or-equal rows gives each click its impression; a
 ROWS-ordered count numbers the impressions (1 = unique, later = duplicate) and the matching
 clicks (1 = attributed, later = duplicate). Ties in event time break by arrival order, which
-within one key is the order in its Kafka partition. Every input record gets one outcome.
+within one key is the order in its partition. Every input record gets one outcome.
 """
 
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from typing import Final
 from adstream.events.outcomes import (
     IMPRESSIONS_OUT_TOPIC,
     JOINED_TOPIC,
+    KEYED_BY_IMPRESSION,
     REJECTED_EVENTS_TOPIC,
     UNMATCHED_CLICKS_TOPIC,
     Reason,
@@ -104,25 +106,14 @@ def _text(tagged: str) -> str:
 
 
 def source_ddl(stream: Stream, params: JoinParams) -> str:
-    """The Kafka source of one input stream, read as raw bytes (nothing dropped by a format)."""
+    """The source of one input stream, read as raw bytes (nothing dropped by a format)."""
     # Flink evaluates `rt` twice, in the source (for the watermark) and after it, and repeats
     # the parse for every mention of the event time in it: so one call, bound included.
     event_time = f"{_parsed('payload', ['event_time'])}[1]"
     in_time = f"{EVENT_TIME}({event_time}, produced_at + {seconds(params.future_bound_ms)})"
     # One millisecond below max - D, so an event exactly D behind is never late to an operator.
     watermark_delay = seconds(params.out_of_orderness_ms + 1)
-    options = {
-        "connector": "kafka",
-        "topic": INPUT_STREAMS[stream].topic,
-        "properties.bootstrap.servers": params.bootstrap_servers,
-        "properties.group.id": params.consumer_group,
-        "properties.isolation.level": "read_committed",
-        # Without a checkpoint to restore, continue after what earlier runs committed.
-        "scan.startup.mode": "group-offsets",
-        "properties.auto.offset.reset": "earliest",
-        # Bytes, so that invalid UTF-8 is malformed JSON rather than silently replaced.
-        "format": "raw",
-    }
+    options = dict(params.connectors.sources[stream])
     if not params.bounded:
         # A bounded run calls no partition idle: under load an idle call would let the other
         # partitions move the watermark, so that lateness would depend on timing. It ends by
@@ -130,10 +121,7 @@ def source_ddl(stream: Stream, params: JoinParams) -> str:
         options["scan.watermark.idle-timeout"] = f"{params.idle_timeout_ms} ms"
     return f"""
 CREATE TABLE {stream}_source (
-  payload BYTES,
-  source_partition INT METADATA FROM 'partition' VIRTUAL,
-  source_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-  produced_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  payload BYTES,{params.connectors.source_columns},
   proc_time AS PROCTIME(),
   rt AS COALESCE({in_time}, {EPOCH}),
   WATERMARK FOR rt AS rt - {watermark_delay}
@@ -224,7 +212,8 @@ SELECT *,
   reason IS NULL AND COALESCE(
     rt < partition_watermark_base - {late_by} OR rt <= CURRENT_WATERMARK(rt), FALSE) AS is_late
 FROM (
-  SELECT payload, fields, source_partition, source_offset, rt, partition_watermark_base,
+  SELECT payload, fields, source_partition, source_offset, source_sequence_number, rt,
+    partition_watermark_base,
     {reason} AS reason,
     {detail} AS detail
   FROM (
@@ -235,8 +224,8 @@ FROM (
           PARTITION BY source_partition ORDER BY proc_time
           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_watermark_base
       FROM (
-        SELECT payload, source_partition, source_offset, produced_at, proc_time, rt,
-          {_parsed("payload")} AS fields
+        SELECT payload, source_partition, source_offset, source_sequence_number, produced_at,
+          proc_time, rt, {_parsed("payload")} AS fields
         FROM {stream}_source
       )
     )
@@ -251,11 +240,11 @@ def ranked_view(params: JoinParams) -> str:
     return f"""
 CREATE TEMPORARY VIEW events_on_time AS
 SELECT 'impression' AS kind, {impression_id} AS impression_id,
-  payload, fields, source_partition, source_offset, rt
+  payload, fields, source_partition, source_offset, source_sequence_number, rt
 FROM impressions_checked WHERE reason IS NULL AND NOT is_late
 UNION ALL
 SELECT 'click' AS kind, {impression_id} AS impression_id,
-  payload, fields, source_partition, source_offset, rt
+  payload, fields, source_partition, source_offset, source_sequence_number, rt
 FROM clicks_checked WHERE reason IS NULL AND NOT is_late;
 
 CREATE TEMPORARY VIEW events_with_impression AS
@@ -267,8 +256,8 @@ WINDOW peers AS (
   PARTITION BY impression_id ORDER BY rt RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
 
 CREATE TEMPORARY VIEW events_ranked AS
-SELECT kind, impression_id, payload, fields, source_partition, source_offset, rt,
-  impression_time, impression_fields, matched,
+SELECT kind, impression_id, payload, fields, source_partition, source_offset,
+  source_sequence_number, rt, impression_time, impression_fields, matched,
   COUNT(CASE WHEN kind = 'impression' THEN 1 END) OVER arrivals AS impression_seq,
   COUNT(CASE WHEN matched THEN 1 END) OVER arrivals AS matched_click_seq
 FROM (
@@ -284,25 +273,20 @@ def _options(options: dict[str, str]) -> str:
     return ", ".join(f"{_quote(key)} = {_quote(value)}" for key, value in options.items())
 
 
-def _sink_options(topic: str, params: JoinParams, key: str | None) -> str:
-    options = {
-        "connector": "kafka",
-        "topic": topic,
-        "properties.bootstrap.servers": params.bootstrap_servers,
-        "sink.delivery-guarantee": "exactly-once",
-        "sink.transactional-id-prefix": f"{params.transactional_id_prefix}-{topic}",
-        # Well above checkpoint interval + restart time, below the broker's maximum (1 h).
-        "properties.transaction.timeout.ms": "900000",
-        "value.format": "json",
-        "value.json.encode.decimal-as-plain-number": "true",
-    }
-    if key is not None:
-        options |= {"key.format": "raw", "key.fields": key, "value.fields-include": "ALL"}
-    return _options(options)
+_SOURCE_POSITION: Final = (
+    "source_partition INT, source_offset BIGINT, source_sequence_number STRING"
+)
+"""Where the input record of an outcome came from: its identity (SPEC section 9)."""
 
 
 def _column_type(field: Field) -> str:
     return "DECIMAL(18, 6)" if field.kind == "price" else "STRING"
+
+
+def _sink(topic: str, params: JoinParams) -> str:
+    """The clauses after a sink table's columns: its key, if any, and its options."""
+    keyed = params.connectors.keyed_sinks if topic in KEYED_BY_IMPRESSION else ""
+    return f"{keyed} WITH ({_options(params.connectors.sinks[topic])})".lstrip()
 
 
 def sink_ddls(params: JoinParams) -> list[str]:
@@ -315,17 +299,17 @@ def sink_ddls(params: JoinParams) -> list[str]:
   impression_time STRING, click_time STRING,
   geo_location STRING, platform STRING, device_type STRING, ad_type STRING,
   bid_price DECIMAL(18, 6), click_price DECIMAL(18, 6)
-) WITH ({_sink_options(JOINED_TOPIC, params, key="impression_id")})""",
+) {_sink(JOINED_TOPIC, params)}""",
         f"""CREATE TABLE unique_impressions_sink ({impression_columns},
-  source_partition INT, source_offset BIGINT
-) WITH ({_sink_options(IMPRESSIONS_OUT_TOPIC, params, key="impression_id")})""",
+  {_SOURCE_POSITION}
+) {_sink(IMPRESSIONS_OUT_TOPIC, params)}""",
         f"""CREATE TABLE unmatched_clicks_sink ({click_columns},
-  source_partition INT, source_offset BIGINT
-) WITH ({_sink_options(UNMATCHED_CLICKS_TOPIC, params, key="impression_id")})""",
+  {_SOURCE_POSITION}
+) {_sink(UNMATCHED_CLICKS_TOPIC, params)}""",
         f"""CREATE TABLE rejected_events_sink (
   `stream` STRING, reason STRING, detail STRING, raw_payload STRING,
-  source_partition INT, source_offset BIGINT, rejected_at STRING
-) WITH ({_sink_options(REJECTED_EVENTS_TOPIC, params, key=None)})""",
+  source_partition INT, source_offset BIGINT, rejected_at STRING, source_sequence_number STRING
+) {_sink(REJECTED_EVENTS_TOPIC, params)}""",
     ]
 
 
@@ -350,8 +334,8 @@ def inserts() -> list[str]:
     rejected = [
         f"SELECT '{stream}', COALESCE(reason, '{Reason.LATE_EVENT.value}'), "
         f"COALESCE(detail, 'event_time is behind the watermark of its partition'), {raw}, "
-        f"source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')} "
-        f"FROM {stream}_checked WHERE reason IS NOT NULL OR is_late"
+        f"source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')}, "
+        f"source_sequence_number FROM {stream}_checked WHERE reason IS NOT NULL OR is_late"
         for stream in INPUT_STREAMS
     ]
     rejected.append(
@@ -360,9 +344,9 @@ def inserts() -> list[str]:
         f"ELSE '{Reason.DUPLICATE_CLICK.value}' END, "
         "CASE kind WHEN 'impression' THEN 'a copy of an earlier impression' "
         "ELSE 'a later click on an impression already clicked' END, "
-        f"{raw}, source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')} "
-        "FROM events_ranked WHERE (kind = 'impression' AND impression_seq > 1) "
-        "OR (matched AND matched_click_seq > 1)"
+        f"{raw}, source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')}, "
+        "source_sequence_number FROM events_ranked "
+        "WHERE (kind = 'impression' AND impression_seq > 1) OR (matched AND matched_click_seq > 1)"
     )
     return [
         f"""INSERT INTO joined_sink SELECT
@@ -374,10 +358,10 @@ def inserts() -> list[str]:
 FROM events_ranked WHERE matched AND matched_click_seq = 1""",
         f"""INSERT INTO unique_impressions_sink
 SELECT {_values(IMPRESSION_FIELDS, "fields", "rt")},
-  source_partition, source_offset
+  source_partition, source_offset, source_sequence_number
 FROM events_ranked WHERE kind = 'impression' AND impression_seq = 1""",
         f"""INSERT INTO unmatched_clicks_sink SELECT {_values(CLICK_FIELDS, "fields", "rt")},
-  source_partition, source_offset
+  source_partition, source_offset, source_sequence_number
 FROM events_ranked WHERE kind = 'click' AND NOT matched""",
         "INSERT INTO rejected_events_sink\n" + "\nUNION ALL\n".join(rejected),
     ]

@@ -7,6 +7,7 @@ shard id, `offset` its sequence number.
 import logging
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -76,33 +77,46 @@ def _status(kinesis: Any, name: str) -> str:
     return str(summary["StreamStatus"])
 
 
-def stream_shards(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> dict[str, int]:
-    """Adstream's streams that exist, with their open shard counts."""
+def describe(
+    settings: Settings, topics: tuple[str, ...], *, missing_ok: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The StreamDescriptionSummary of each topic's stream, by topic.
+
+    Raises:
+        AdstreamError: Kinesis does not answer, or refuses (a missing stream too, unless
+            `missing_ok`: it is then left out).
+    """
     kinesis = aws.client(settings, "kinesis")
     found = {}
     for topic in topics:
         name = settings.stream_name(topic)
         try:
-            summary = kinesis.describe_stream_summary(StreamName=name)
+            answer = kinesis.describe_stream_summary(StreamName=name)
         except ClientError as error:
-            if aws.error_code(error) == "ResourceNotFoundException":
+            if missing_ok and aws.error_code(error) == "ResourceNotFoundException":
                 continue
-            raise
-        found[name] = int(summary["StreamDescriptionSummary"]["OpenShardCount"])
+            raise AdstreamError(f"cannot describe stream {name}: {aws.describe(error)}") from error
+        except BotoCoreError as error:
+            raise aws.unreachable(settings, error) from error
+        found[topic] = answer["StreamDescriptionSummary"]
     return found
+
+
+def stream_shards(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> dict[str, int]:
+    """Adstream's streams that exist, by name, with their open shard counts."""
+    return {
+        summary["StreamName"]: int(summary["OpenShardCount"])
+        for summary in describe(settings, topics, missing_ok=True).values()
+    }
 
 
 def require_streams(settings: Settings, topics: tuple[str, ...]) -> None:
     """Raise a clear error when Kinesis does not answer or a stream is missing."""
-    try:
-        existing = stream_shards(settings, topics)
-    except (BotoCoreError, ClientError) as error:
-        raise aws.unreachable(settings, error) from error
+    existing = describe(settings, topics, missing_ok=True)
     for topic in topics:
-        name = settings.stream_name(topic)
-        if name not in existing:
+        if topic not in existing:
             raise AdstreamError(
-                f"stream {name} does not exist at {aws.where(settings)}; "
+                f"stream {settings.stream_name(topic)} does not exist at {aws.where(settings)}; "
                 "`adstream up --platform aws` creates adstream's streams"
             )
 
@@ -165,3 +179,33 @@ def _read_shard(kinesis: Any, stream: str, topic: str, shard_id: str) -> Iterato
             return  # an open shard read to its end (a closed one ends with no next iterator)
         iterator = page.get("NextShardIterator")
         time.sleep(_READ_PAUSE_S)
+
+
+def stream_arns(settings: Settings, topics: tuple[str, ...]) -> dict[str, str]:
+    """The ARN of each topic's stream, as Kinesis reports it (account and region included)."""
+    return {
+        topic: str(summary["StreamARN"]) for topic, summary in describe(settings, topics).items()
+    }
+
+
+def input_shards(settings: Settings, topics: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(stream name, shard id) of every shard, open or closed, of the topics' streams."""
+    kinesis = aws.client(settings, "kinesis")
+    found = set()
+    for topic in topics:
+        name = settings.stream_name(topic)
+        try:
+            found |= {(name, shard["ShardId"]) for shard in shards(kinesis, name)}
+        except ClientError as error:
+            raise AdstreamError(f"cannot list shards of {name}: {aws.describe(error)}") from error
+        except BotoCoreError as error:
+            raise aws.unreachable(settings, error) from error
+    return found
+
+
+def retention(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> dict[str, timedelta]:
+    """How long each existing stream of `topics` keeps its records, by stream name."""
+    return {
+        summary["StreamName"]: timedelta(hours=int(summary["RetentionPeriodHours"]))
+        for summary in describe(settings, topics, missing_ok=True).values()
+    }
