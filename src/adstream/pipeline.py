@@ -1,6 +1,7 @@
 """`adstream run`: the whole pipeline on this machine, one command.
 
-Kafka, topics and tables first; then the join and the enrichment, each a process of its own
+Kafka and its topics (or, on aws, the emulator if asked and the Kinesis streams) and the tables
+first; then the join and the enrichment, each a process of its own
 (in its own session, so Ctrl-C reaches only this one, which stops them in order), started
 together; the pipeline is ready once both run (the join has completed its first checkpoint,
 the enrichment its first trigger), and only then does the generator start, in this process,
@@ -25,13 +26,11 @@ from adstream.enrich.launcher import enrich_log, run_enrich, start_enrich
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
 from adstream.generator.runner import GenerateReport, generate
-from adstream.generator.sinks import KafkaSink
 from adstream.join import params as join_params
 from adstream.join.launcher import has_read_to, join_log, run_join, start_join
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
-from adstream.services.kafka import KafkaBroker
-from adstream.services.kafka_client import end_offsets, offset_span
+from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
 from adstream.services.process import LogTail
 from adstream.settings import Settings
 from adstream.verify import Tally, stored_tally
@@ -110,9 +109,9 @@ class Pipeline:
         flushes them, followed by a bounded enrichment.
         """
         assert self.join is not None and self.enrich is not None
-        ends = end_offsets(self.settings, INPUT_TOPICS)
+        end = join_streams(self.settings).end()
         report("finishing: the join reads the input to its end")
-        while not has_read_to(self.settings, ends):
+        while not has_read_to(self.settings, end):
             self.check()
             time.sleep(_POLL_S)
         report("finishing: the join drains and stops with a savepoint")
@@ -191,12 +190,14 @@ def run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
 
 def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
     began = time.monotonic()
-    broker = KafkaBroker(settings)
-    started = broker.process.pid() is None  # stop on exit only what this run started
+    service = local_service(settings)  # the broker, the AWS emulator, or none
+    # Stop on exit only what this run started.
+    started = service is not None and service.process.pid() is None
     dashboard = DashboardServer(settings)  # binds its port now: a taken one fails before all else
     pipeline = Pipeline(settings)
     try:
-        broker.start()
+        for line in start_services(settings):
+            report(line)
         pipeline.start(report)
         dashboard.start()
         report(f"pipeline ready after {time.monotonic() - began:.1f} s")
@@ -208,10 +209,10 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
             pipeline.check()
             report(pipeline.progress(generated))
 
-        generated = generate(settings, KafkaSink(settings, INPUT_TOPICS), on_progress)
+        generated = generate(settings, event_sink(settings, INPUT_TOPICS), on_progress)
         report(f"generator done ({generated.stopped_by}): {generated.line()}")
         finishing = time.monotonic()
-        impressions_in, clicks_in = (offset_span(settings, topic) for topic in INPUT_TOPICS)
+        impressions_in, clicks_in = input_counts(settings)
         tally = pipeline.finish(report, impressions_in + clicks_in)
         report(pipeline.progress(None))
         report(f"finished {time.monotonic() - finishing:.1f} s after the generator")
@@ -222,5 +223,5 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
     finally:
         dashboard.stop()
         pipeline.abandon()
-        if started:
-            broker.stop()
+        if started and service is not None:
+            service.stop()

@@ -1,6 +1,7 @@
 """The AWS stream path against the local emulator: `up | status | down`, producers, reading."""
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,21 @@ def test_throttled_and_failed_records_are_sent_again_and_only_they(aws_settings:
     stored = [r.value.decode() for r in read_records(aws_settings, IMPRESSIONS_TOPIC)]
     assert Counter(stored) == Counter(values)  # every record once: none lost, none twice
     assert sink.sent == 1200
+
+
+def test_a_sparse_stream_is_put_once_its_batch_has_lingered_not_when_full(
+    aws_settings: Settings,
+) -> None:
+    """A click waits at most the linger behind the impressions sent after it (not until the
+    close or 500 more clicks): it reaches the join with them."""
+    ensure_streams(aws_settings, INPUT_TOPICS)
+    sink = KinesisSink(aws_settings, INPUT_TOPICS)
+    sink.send([CLICKS_TOPIC], ["imp-1"], ['{"impression_id": "imp-1"}'])
+    time.sleep(KinesisSink.LINGER_S * 2)  # the generator sends the next slice after a while
+    sink.send([IMPRESSIONS_TOPIC], ["imp-2"], ['{"impression_id": "imp-2"}'])
+
+    assert [r.value for r in read_records(aws_settings, CLICKS_TOPIC)] == [
+        b'{"impression_id": "imp-1"}'
+    ]
+    sink.close()
+    assert len(read_records(aws_settings, IMPRESSIONS_TOPIC)) == 1

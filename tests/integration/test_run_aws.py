@@ -1,0 +1,61 @@
+"""`adstream run --platform aws --emulator`: the whole pipeline on Kinesis, as exact as on Kafka.
+
+The emulator is started first with `adstream up`, so the run leaves it (and its streams)
+running for `adstream verify`, as a user keeping the emulator between runs would.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from adstream.settings import load_settings
+from tests.cli import adstream
+from tests.conftest import aws_env, free_ports
+from tests.integration.test_run import FAULTS, accounting, assert_enriched_rows_are_exact
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_run_on_kinesis_accounts_for_every_event_and_verifies(tmp_path: Path) -> None:
+    emulator_port, dashboard_port = free_ports(2)
+    settings = load_settings(
+        data_dir=tmp_path / "run-aws",
+        platform="aws",
+        aws_emulator=True,
+        aws_emulator_port=emulator_port,
+    )
+    env = aws_env(settings)
+    up = adstream("up", env=env)
+    assert up.returncode == 0, up.stderr
+    try:
+        run = adstream(
+            "run",
+            *("--events", "20000", "--rate", "2000", "--seed", "9", *FAULTS),
+            *("--dashboard-port", str(dashboard_port)),
+            env=env,
+            timeout=900,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "pipeline ready after" in run.stderr
+        assert "AWS emulator already running" in run.stderr
+        assert re.search(r"finished [\d.]+ s after the generator", run.stderr)
+        printed = accounting(run.stdout)
+        assert printed["impressions in"] + printed["clicks in"] == 20_000
+
+        verify = adstream("verify", env=env)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert verify.stdout.endswith("verify: OK\n")
+        expected = {
+            line.rsplit(maxsplit=2)[0]: int(line.rsplit(maxsplit=2)[1].replace(",", ""))
+            for line in verify.stdout.splitlines()[2:-2]
+        }
+        assert printed["clicks attributed"] == expected["attributed click"] > 100
+        assert printed["impressions unique"] == expected["unique impression"]
+        assert printed["clicks unmatched"] == expected["unmatched click"] > 0
+        assert printed["impressions duplicate"] == expected["impressions duplicate_impression"] > 0
+        assert_enriched_rows_are_exact(settings)
+    finally:
+        down = adstream("down", env=env)
+    assert down.returncode == 0
+    assert "AWS emulator stopped" in down.stderr
