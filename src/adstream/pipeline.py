@@ -13,6 +13,7 @@ that wait; nothing is lost, the next run resumes from the checkpoints.
 """
 
 import logging
+import os
 import signal
 import subprocess
 import time
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
 _POLL_S: Final = 0.25
 _STOP_TIMEOUT_S: Final = 300
+_GROUP_TIMEOUT_S: Final = 30
 
 
 class Pipeline:
@@ -141,6 +143,7 @@ class Pipeline:
                 f"the {name} job did not finish within {_STOP_TIMEOUT_S} s; "
                 f"its log is under {self.settings.data_dir}"
             ) from None
+        _end_group(process)
         if code != 0:
             raise AdstreamError(
                 f"the {name} job failed to finish (exit {code}); "
@@ -158,6 +161,27 @@ class Pipeline:
                     process.wait(timeout=_STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()
+                _end_group(process)
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """End what is left of an exited job's process group, and wait until nothing is.
+
+    Each job leads a group of its own; its JVM outlives it when the job process was stopped
+    before it could stop the JVM (e.g. a SIGTERM while it starts).
+    """
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + _GROUP_TIMEOUT_S
+    while True:
+        time.sleep(0.1)
+        try:
+            os.killpg(process.pid, signal.SIGKILL if time.monotonic() > deadline else 0)
+        except ProcessLookupError:
+            return
 
 
 def freshness_lag(settings: Settings) -> timedelta | None:

@@ -1,6 +1,7 @@
 """The join on Kinesis (the emulator): the same outcomes as on Kafka, through the project's
-connector (java/), for every crafted case and for a generated dataset; through a kill -9, every
-outcome at least once (the sink writes at least once; the enrichment drops the repeats)."""
+connector (java/), for every crafted case; for a generated dataset through a kill -9, every
+outcome at least once (the sink writes at least once), and in the tables exactly once (the
+enrichment drops the repeats by identity)."""
 
 import json
 import os
@@ -32,7 +33,6 @@ from tests.join_harness import (
     produce,
     read_outputs,
     run_bounded_join,
-    source_records,
 )
 
 pytestmark = pytest.mark.integration
@@ -78,38 +78,6 @@ def test_outcomes_carry_the_input_records_shard_and_sequence_number(
     assert_same_outputs(outputs, expected_outputs(settings))
 
 
-def test_generated_dataset_on_two_shards_matches_the_batch_recomputation(
-    aws_emulator: Settings, tmp_path: Path
-) -> None:
-    settings = join_settings(
-        aws_emulator,
-        tmp_path / "join-kinesis-generated",
-        stream_prefix="join-generated-",
-        stream_shards=2,
-        seed=21,
-        rate=0.0,
-        events=20_000,
-        start_time=datetime(2026, 11, 1, tzinfo=UTC),
-        out_of_order_fraction=0.05,
-        late_fraction=0.01,
-        duplicate_impression_fraction=0.03,
-        duplicate_click_fraction=0.05,
-        orphan_click_fraction=0.05,
-        invalid_fraction=0.02,
-    )
-    ensure_streams(settings)
-    generate(settings, event_sink(settings, INPUT_TOPICS))
-
-    outputs = run_bounded_join(settings)
-
-    assert len(source_records(settings)) == outputs.total() == 20_000
-    assert_same_outputs(outputs, expected_outputs(settings))
-    reasons = Counter(reason for _, reason, _, _ in outputs.rejected)
-    wanted = ("duplicate_impression", "duplicate_click", "malformed_json", "future_timestamp")
-    assert all(reasons[r] > 0 for r in wanted), reasons
-    assert {partition for partition, _ in outputs.unique_impressions} == {0, 1}
-
-
 def distinct(outputs: JoinOutputs) -> JoinOutputs:
     """The outcomes with repeats dropped (what the enrichment's identity check keeps)."""
     joined = {json.dumps(row, sort_keys=True, default=str): row for row in outputs.joined}
@@ -140,6 +108,7 @@ def test_kill_minus_nine_mid_stream_then_a_restart_loses_no_outcome(
     ensure_streams(settings)
     generate(settings, event_sink(settings, INPUT_TOPICS))
     expected = expected_outputs(settings)
+    assert expected.total() == 60_000  # every generated event is in Kinesis
     env = aws_env(settings) | {"ADSTREAM_CHECKPOINT_INTERVAL": "1", "ADSTREAM_IDLE_TIMEOUT": "3600"}
     log = tmp_path / "join.log"
     with log.open("ab") as output:
@@ -173,5 +142,16 @@ def test_kill_minus_nine_mid_stream_then_a_restart_loses_no_outcome(
 
     outputs = read_outputs(settings)
     assert_same_outputs(distinct(outputs), expected)
+    reasons = Counter(reason for _, reason, _, _ in expected.rejected)
+    wanted = ("duplicate_impression", "duplicate_click", "malformed_json", "future_timestamp")
+    assert all(reasons[r] > 0 for r in wanted), reasons
+    assert {partition for partition, _ in expected.unique_impressions} == {0, 1}
     # What was written twice is what the killed run wrote after its last checkpoint.
     assert outputs.total() - expected.total() <= before
+
+    # The tables hold each outcome once: the enrichment skips the repeats by identity.
+    enriched = adstream("enrich", "--bounded", env=env, timeout=900)
+    assert enriched.returncode == 0, enriched.stderr
+    verify = adstream("verify", env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.endswith("verify: OK\n")
