@@ -216,10 +216,6 @@ class KinesisStreams:
             }
             for topic in OUTCOME_TOPICS
         }
-        if self.settings.aws_emulator:
-            # The emulator loses records when requests to one shard overlap (docs/aws.md).
-            for options in sinks.values():
-                options["sink.requests.max-inflight"] = "1"
         return Connectors(
             sources, _KINESIS_POSITION, sinks, keyed_sinks="PARTITIONED BY (impression_id)"
         )
