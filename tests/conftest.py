@@ -92,6 +92,31 @@ def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
 
 
 @pytest.fixture
+def lake_emulator(tmp_path: Path) -> Iterator[Settings]:
+    """An emulator of this test's own, with the warehouse bucket: for tests that write tables.
+
+    The Glue database is `ad_analytics` for everyone (SPEC section 9), so tests writing tables
+    on the aws platform cannot share the session's emulator; one starts in about a second.
+    """
+    from adstream.platform import start_services
+    from adstream.services.aws_emulator import AwsEmulator
+
+    (port,) = free_ports(1)
+    settings = load_settings(
+        data_dir=tmp_path / "lake-emulator",
+        platform="aws",
+        aws_emulator=True,
+        aws_emulator_port=port,
+    )
+    emulator = AwsEmulator(settings)
+    try:
+        start_services(settings)
+        yield settings
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
 def aws_settings(aws_emulator: Settings, request: pytest.FixtureRequest) -> Settings:
     """Settings on the session's emulator with streams of this test's own (prefixed names)."""
     prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}-"

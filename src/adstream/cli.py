@@ -79,7 +79,7 @@ GENERATOR: Final = (
 )
 
 
-_FLAG_NAMES: Final = {"aws_emulator": "--emulator"}
+_FLAG_NAMES: Final = {"aws_emulator": "--emulator", "query_engine": "--engine"}
 """Flags not named after their setting."""
 
 
@@ -330,11 +330,12 @@ def join(context: click.Context, /, bounded: bool, cluster: bool, **flags: Any) 
 
 
 LAKEHOUSE: Final = ("data_dir", *PLATFORM, "catalog_type", "catalog_uri", "warehouse")
+ATHENA: Final = ("athena_workgroup", "athena_output_location", "athena_timeout")
 DASHBOARD: Final = ("dashboard_host", "dashboard_port", "dashboard_refresh")
 
 
 @cli.command()
-@settings_options(*LAKEHOUSE)
+@settings_options("query_engine", *LAKEHOUSE, *ATHENA)
 @click.option(
     "--format",
     "output_format",
@@ -346,15 +347,25 @@ DASHBOARD: Final = ("dashboard_host", "dashboard_port", "dashboard_refresh")
 @click.argument("sql")
 @click.pass_context
 def query(context: click.Context, /, output_format: str, sql: str, **flags: Any) -> None:
-    """Read-only SQL over the tables, in DuckDB: one SELECT, the tables by their short names.
+    """Read-only SQL over the tables: one SELECT, the tables by their short names.
 
     enriched_ad_data, impressions, unmatched_clicks, rejected_events and
-    campaign_metrics_minute, each at its current snapshot. Money is exact (decimal); times are
-    UTC.
+    campaign_metrics_minute. DuckDB (the default engine) reads each at its current snapshot, on
+    this machine. Money is exact (decimal); times are UTC.
+
+    With --engine athena the same SQL, in DuckDB's dialect, is translated to Athena's (Trino)
+    and run by Amazon Athena in --athena-workgroup over the tables of the Glue database
+    ad_analytics; the rows are printed alike (docs/aws.md).
     """
     from adstream.query import render, run_query
 
-    result = run_query(build_settings(context, flags), sql)
+    settings = build_settings(context, flags)
+    if settings.query_engine == "athena":
+        from adstream.athena import run_query as run_on_athena
+
+        result = run_on_athena(settings, sql)
+    else:
+        result = run_query(settings, sql)
     click.echo(render(result, output_format), nl=False)  # type: ignore[arg-type]
 
 

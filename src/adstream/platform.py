@@ -11,7 +11,8 @@ from adstream.errors import AdstreamError
 from adstream.events.outcomes import ALL_TOPICS, INPUT_TOPICS, OUTCOME_TOPICS
 from adstream.generator.sinks import KafkaSink, KinesisSink, Sink
 from adstream.join.streams import JoinStreams, KafkaStreams, KinesisStreams
-from adstream.services import kinesis
+from adstream.lakehouse.catalog import warehouse, warehouse_bucket
+from adstream.services import aws, kinesis
 from adstream.services.aws_emulator import AwsEmulator
 from adstream.services.kafka import KafkaBroker
 from adstream.services.kafka_client import (
@@ -51,6 +52,10 @@ def start_services(settings: Settings) -> list[str]:
         f"Kinesis streams at {settings.aws_endpoint or settings.aws_region}: "
         f"{', '.join(created) + ' created' if created else 'all there'}"
     )
+    bucket = warehouse_bucket(settings)
+    if bucket is not None:
+        state = "created" if aws.ensure_bucket(settings, bucket) else "there"
+        told.append(f"warehouse {warehouse(settings)}: bucket {bucket} {state}")
     return told
 
 

@@ -5,6 +5,9 @@ is read with pyiceberg (the current snapshot, as Arrow) and registered in an in-
 under its short name. The connection has no file access and its configuration is locked, and
 only one SELECT statement runs: nothing a query says can change the lakehouse.
 
+`adstream query --engine athena` runs the same SELECT on Athena instead (`adstream.athena`),
+and prints its rows through the same `render`.
+
 The dashboard runs its own fixed queries the same way (`run_fixed_query`): values from a
 request are bound as DuckDB prepared-statement parameters, never written into the SQL, and
 each table is read only as far as the query needs (a row filter and columns pushed down to
@@ -57,7 +60,7 @@ def run_query(settings: Settings, sql: str) -> Result:
     Raises:
         AdstreamError: bad SQL, not a SELECT, or a table that does not exist (one clear line).
     """
-    _check_read_only(sql)
+    check_read_only(sql)
     return _execute(settings, sql, {}, {name: Scan() for name in duckdb.get_table_names(sql)})
 
 
@@ -76,7 +79,7 @@ def run_fixed_query(
     Raises:
         AdstreamError: bad SQL, not a SELECT, or a table that does not exist (one clear line).
     """
-    _check_read_only(sql)
+    check_read_only(sql)
     return _execute(settings, sql, parameters, scans)
 
 
@@ -111,7 +114,8 @@ def _execute(
         connection.close()
 
 
-def _check_read_only(sql: str) -> None:
+def check_read_only(sql: str) -> None:
+    """Accept exactly one SELECT statement (DuckDB parses it); else a one-line AdstreamError."""
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:

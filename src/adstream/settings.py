@@ -44,6 +44,7 @@ Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
 CatalogType = Literal["sql", "rest", "glue"]
 Platform = Literal["local", "aws"]
 StateBackend = Literal["hashmap", "rocksdb"]
+QueryEngine = Literal["duckdb", "athena"]
 
 
 class Settings(BaseSettings):
@@ -198,8 +199,10 @@ class Settings(BaseSettings):
     )
 
     # Iceberg catalog and warehouse (SPEC section 6; see docs/enrich.md).
-    catalog_type: CatalogType = Field(
-        "sql", description="Iceberg catalog kind: sql (JDBC/SQLAlchemy), rest or glue."
+    catalog_type: CatalogType | None = Field(
+        None,
+        description="Iceberg catalog kind: sql (JDBC/SQLAlchemy), rest or glue (the AWS Glue "
+        "Data Catalog); default: sql on local, glue on aws.",
     )
     catalog_uri: str | None = Field(
         None,
@@ -208,13 +211,37 @@ class Settings(BaseSettings):
     )
     warehouse: str | None = Field(
         None,
-        description="Where table files live: a folder, file:// or s3:// URL "
-        "(default: <data-dir>/lakehouse/warehouse).",
+        description="Where table files live: a folder, file:// or s3:// URL (default: "
+        "<data-dir>/lakehouse/warehouse; on aws an s3://bucket/prefix URL is required, except "
+        "with the emulator: s3://adstream-lakehouse/warehouse).",
     )
     catalog_properties: dict[str, str] = Field(
         default_factory=dict,
         description="Extra Iceberg catalog properties for both pyiceberg and Spark "
         "(e.g. client.region, s3.endpoint); a TOML table or a JSON object.",
+    )
+
+    # Queries (`adstream query`; on AWS, Athena: SPEC section 9, docs/aws.md).
+    query_engine: QueryEngine = Field(
+        "duckdb",
+        description="Where `adstream query` runs: duckdb (the tables' current snapshots, read "
+        "on this machine) or athena (Amazon Athena, the SQL translated from DuckDB's dialect).",
+    )
+    athena_workgroup: str = Field(
+        "adstream",
+        pattern=r"^[a-zA-Z0-9._-]{1,128}$",
+        description="Athena workgroup the queries run in.",
+    )
+    athena_output_location: str | None = Field(
+        None,
+        pattern=r"^s3://[^/]+",
+        description="S3 URL Athena writes query results to (s3://bucket/prefix/); unset: the "
+        "workgroup's configured location.",
+    )
+    athena_timeout: Seconds = Field(
+        timedelta(minutes=10),
+        gt=timedelta(0),
+        description="How long to wait for an Athena query before stopping it (seconds).",
     )
 
     # Enrichment (SPEC section 5).
@@ -299,6 +326,13 @@ class Settings(BaseSettings):
         if self.aws_emulator:
             return f"http://127.0.0.1:{self.aws_emulator_port}"
         return self.aws_endpoint_url
+
+    @property
+    def iceberg_catalog(self) -> CatalogType:
+        """The catalog kind in effect: `catalog_type`, else the platform's (SPEC section 9)."""
+        if self.catalog_type is not None:
+            return self.catalog_type
+        return "glue" if self.platform == "aws" else "sql"
 
     def stream_name(self, topic: str) -> str:
         """The Kinesis stream of a topic (SPEC section 9)."""

@@ -91,9 +91,9 @@ def again(sent: list[Sent]) -> list[Sent]:
     return [Sent(item.topic, copy.copy(item.record)) for item in sent]
 
 
-def lake(aws_settings: Settings, data_dir: Path, **overrides: Any) -> Settings:
-    """This test's tables and Spark, on the session's emulator; its outcome streams created."""
-    settings = aws_settings.model_copy(
+def lake(lake_emulator: Settings, data_dir: Path, **overrides: Any) -> Settings:
+    """This test's tables (Glue and S3) and Spark, on its own emulator with the streams."""
+    settings = lake_emulator.model_copy(
         update={
             "data_dir": data_dir,
             "spark_master": "local[2]",
@@ -133,9 +133,9 @@ def batch_b() -> list[Sent]:
 
 
 def test_outcomes_are_written_exactly_once_by_identity(
-    aws_settings: Settings, tmp_path: Path
+    lake_emulator: Settings, tmp_path: Path
 ) -> None:
-    settings = lake(aws_settings, tmp_path / "data")
+    settings = lake(lake_emulator, tmp_path / "data")
     sent_a = on_kinesis(batch_a())
     put(settings, sent_a)
     enrich_bounded(settings)
@@ -203,11 +203,11 @@ def many_outcomes() -> list[Sent]:
 
 
 def test_kill_minus_nine_mid_stream_then_restart_writes_every_outcome_once(
-    aws_settings: Settings, tmp_path: Path
+    lake_emulator: Settings, tmp_path: Path
 ) -> None:
     # Small batches twice a second, so that the kill lands between and inside table commits.
     settings = lake(
-        aws_settings,
+        lake_emulator,
         tmp_path / "data",
         enrich_trigger_interval=timedelta(seconds=0.5),
         enrich_max_batch_records=60,

@@ -90,10 +90,10 @@ def distinct(outputs: JoinOutputs) -> JoinOutputs:
 
 
 def test_kill_minus_nine_mid_stream_then_a_restart_loses_no_outcome(
-    aws_emulator: Settings, tmp_path: Path
+    lake_emulator: Settings, tmp_path: Path
 ) -> None:
     settings = join_settings(
-        aws_emulator,
+        lake_emulator,
         tmp_path / "join-kinesis-recovery",
         stream_prefix="join-recovery-",
         stream_shards=2,

@@ -1,4 +1,5 @@
-"""`adstream run --platform aws --emulator`: the whole pipeline on Kinesis, as exact as on Kafka.
+"""`adstream run --platform aws --emulator`: the whole pipeline on Kinesis into Iceberg on S3 in
+the Glue Data Catalog, as exact as on Kafka.
 
 The emulator is started first with `adstream up`, so the run leaves it (and its streams)
 running for `adstream verify`, as a user keeping the emulator between runs would.
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from adstream.lakehouse.tables import NAMESPACE, TABLES
+from adstream.services import aws
 from adstream.settings import load_settings
 from tests.cli import adstream
 from tests.conftest import aws_env, free_ports
@@ -28,6 +31,9 @@ def test_a_run_on_kinesis_accounts_for_every_event_and_verifies(tmp_path: Path) 
     env = aws_env(settings)
     up = adstream("up", env=env)
     assert up.returncode == 0, up.stderr
+    assert "warehouse s3://adstream-lakehouse/warehouse: bucket adstream-lakehouse created" in (
+        up.stdout
+    )
     try:
         run = adstream(
             "run",
@@ -55,6 +61,12 @@ def test_a_run_on_kinesis_accounts_for_every_event_and_verifies(tmp_path: Path) 
         assert printed["clicks unmatched"] == expected["unmatched click"] > 0
         assert printed["impressions duplicate"] == expected["impressions duplicate_impression"] > 0
         assert_enriched_rows_are_exact(settings)
+        glue_tables = aws.client(settings, "glue").get_tables(DatabaseName=NAMESPACE)["TableList"]
+        assert sorted(t["Name"] for t in glue_tables) == sorted(t.name for t in TABLES)
+        for table in glue_tables:
+            assert table["Parameters"]["table_type"] == "ICEBERG"
+            location = f"s3://adstream-lakehouse/warehouse/{NAMESPACE}.db/{table['Name']}/metadata/"
+            assert table["Parameters"]["metadata_location"].startswith(location)
     finally:
         down = adstream("down", env=env)
     assert down.returncode == 0

@@ -1,8 +1,10 @@
 """The dashboard's data: fixed SELECTs over the tables, each over one time window.
 
-Every SQL string here is a constant; request values reach DuckDB only as typed prepared-statement
-parameters (`$since`, `$until`, `$limit`, ...) through `adstream.query.run_fixed_query`, and the
-row filter that limits what pyiceberg reads is built from the same typed values.
+The SQL is the `dashboard_*` shipped queries (`adstream.shipped_queries`, where each is defined
+once, for DuckDB here and translated for Athena); request values reach DuckDB only as typed
+prepared-statement parameters (`$since`, `$until`, `$limit`) through
+`adstream.query.run_fixed_query`, and the row filter that limits what pyiceberg reads is built
+from the same typed values.
 
 Campaign numbers come from `campaign_metrics_minute` (one row per event-time minute, campaign,
 publisher and platform category): a window holds the minutes whose start lies in
@@ -20,15 +22,18 @@ from pydantic import BaseModel, PlainSerializer
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan, Reference
 from pyiceberg.expressions.literals import literal
 
-from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE, ENRICHED_AD_DATA, REJECTED_EVENTS
+from adstream import shipped_queries as shipped
+from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE,
+    ENRICHED_AD_DATA,
+    MONEY,
+    REJECTED_EVENTS,
+    SPEND,
+)
 from adstream.query import Result, Scan, run_fixed_query
 from adstream.settings import Settings
 
 Dimension = Literal["campaign", "publisher"]
-DIMENSION_COLUMNS: Final[dict[Dimension, str]] = {
-    "campaign": "campaign_id",
-    "publisher": "publisher_id",
-}
 MIN_WINDOW_MINUTES: Final = 5
 MAX_WINDOW_MINUTES: Final = 1440
 DEFAULT_WINDOW_MINUTES: Final = 60
@@ -54,6 +59,15 @@ class Window:
         """The start of the first whole minute in the window."""
         start = self.since.replace(second=0, microsecond=0)
         return start if start == self.since else start + timedelta(minutes=1)
+
+    @property
+    def every_minute(self) -> list[datetime]:
+        """The start of each minute in the window: first_minute, then each minute before until."""
+        minutes, minute = [], self.first_minute
+        while minute < self.until:
+            minutes.append(minute)
+            minute += timedelta(minutes=1)
+        return minutes
 
     def parameters(self) -> dict[str, Any]:
         """The window's bounds as query parameters."""
@@ -155,52 +169,14 @@ class Rejected(BaseModel):
     rows: list[RejectedCount]
 
 
-_TOTALS: Final = """
-    coalesce(sum(impressions), 0) AS impressions,
-    coalesce(sum(clicks), 0) AS clicks,
-    sum(clicks) / nullif(sum(impressions), 0) AS ctr,
-    coalesce(sum(click_revenue), 0) AS revenue,
-    coalesce(sum(spend), 0) AS spend"""
-_IN_WINDOW: Final = "minute >= $since AND minute < $until"
-
-SUMMARY_SQL: Final = f"""
-SELECT {_TOTALS},
-    (SELECT max(click_time) FROM enriched_ad_data
-     WHERE click_time >= $since AND click_time < $until) AS newest_click_time
-FROM campaign_metrics_minute
-WHERE {_IN_WINDOW}"""
-
-TIME_SERIES_SQL: Final = f"""
-SELECT bucket.minute, {_TOTALS}
-FROM range($first_minute, $until, INTERVAL 1 MINUTE) AS bucket(minute)
-LEFT JOIN campaign_metrics_minute AS metrics ON metrics.minute = bucket.minute
-GROUP BY bucket.minute
-ORDER BY bucket.minute"""
-
-TOP_SQL: Final = {
-    dimension: f"""
-SELECT {column} AS id, {_TOTALS}
-FROM campaign_metrics_minute
-WHERE {_IN_WINDOW}
-GROUP BY {column}
-ORDER BY revenue DESC, impressions DESC, id
-LIMIT $limit"""
-    for dimension, column in DIMENSION_COLUMNS.items()
+TOP_QUERIES: Final[dict[Dimension, shipped.ShippedQuery]] = {
+    "campaign": shipped.DASHBOARD_TOP_CAMPAIGNS,
+    "publisher": shipped.DASHBOARD_TOP_PUBLISHERS,
 }
-
-PLATFORM_MIX_SQL: Final = f"""
-SELECT platform_category, {_TOTALS}
-FROM campaign_metrics_minute
-WHERE {_IN_WINDOW}
-GROUP BY platform_category
-ORDER BY impressions DESC, platform_category"""
-
-REJECTED_SQL: Final = """
-SELECT stream, reason, count(*) AS events
-FROM rejected_events
-WHERE rejected_at >= $since AND rejected_at < $until
-GROUP BY stream, reason
-ORDER BY events DESC, reason, stream"""
+"""The query of each dimension's top list."""
+_ZERO_REVENUE: Final = Decimal(0).scaleb(-MONEY.scale)
+_ZERO_SPEND: Final = Decimal(0).scaleb(-SPEND.scale)
+"""Zero amounts at the scale of the columns' sums, as SQL's coalesce(sum(...), 0) gives them."""
 
 _METRICS_COLUMNS: Final = (
     "minute",
@@ -239,7 +215,7 @@ def summary(settings: Settings, window: Window) -> Summary:
         **_metrics(window),
         ENRICHED_AD_DATA: Scan(window.rows_in("click_time"), ("click_time",)),
     }
-    result = run_fixed_query(settings, SUMMARY_SQL, window.parameters(), scans)
+    result = run_fixed_query(settings, shipped.DASHBOARD_SUMMARY.sql, window.parameters(), scans)
     values = _record(result.columns, result.rows[0])
     newest: datetime | None = values["newest_click_time"]
     lag = None if newest is None else (window.until - newest).total_seconds()
@@ -247,23 +223,33 @@ def summary(settings: Settings, window: Window) -> Summary:
 
 
 def time_series(settings: Settings, window: Window) -> TimeSeries:
-    """Totals for each minute of the window."""
-    parameters = {"first_minute": window.first_minute, "until": window.until}
-    # The join condition needs no window: the scan holds only the window's minutes.
-    result = run_fixed_query(settings, TIME_SERIES_SQL, parameters, _metrics(window))
-    return TimeSeries(window=_info(window), points=_records(result, MinuteTotals))
+    """Totals for each minute of the window, zero where the table has no rows."""
+    result = run_fixed_query(
+        settings, shipped.DASHBOARD_TIME_SERIES.sql, window.parameters(), _metrics(window)
+    )
+    found = {point.minute: point for point in _records(result, MinuteTotals)}
+    points = [found.get(minute) or _no_rows(minute) for minute in window.every_minute]
+    return TimeSeries(window=_info(window), points=points)
+
+
+def _no_rows(minute: datetime) -> MinuteTotals:
+    return MinuteTotals(
+        minute=minute, impressions=0, clicks=0, ctr=None, revenue=_ZERO_REVENUE, spend=_ZERO_SPEND
+    )
 
 
 def top(settings: Settings, window: Window, dimension: Dimension, limit: int) -> Top:
     """The `limit` campaigns or publishers with the most revenue (then impressions, then id)."""
     parameters = {**window.parameters(), "limit": limit}
-    result = run_fixed_query(settings, TOP_SQL[dimension], parameters, _metrics(window))
+    result = run_fixed_query(settings, TOP_QUERIES[dimension].sql, parameters, _metrics(window))
     return Top(window=_info(window), dimension=dimension, rows=_records(result, RankedTotals))
 
 
 def platform_mix(settings: Settings, window: Window) -> PlatformMix:
     """Totals per platform category."""
-    result = run_fixed_query(settings, PLATFORM_MIX_SQL, window.parameters(), _metrics(window))
+    result = run_fixed_query(
+        settings, shipped.DASHBOARD_PLATFORM_MIX.sql, window.parameters(), _metrics(window)
+    )
     return PlatformMix(window=_info(window), rows=_records(result, PlatformTotals))
 
 
@@ -272,6 +258,6 @@ def rejected(settings: Settings, window: Window) -> Rejected:
     scans = {
         REJECTED_EVENTS: Scan(window.rows_in("rejected_at"), ("stream", "reason", "rejected_at"))
     }
-    result = run_fixed_query(settings, REJECTED_SQL, window.parameters(), scans)
+    result = run_fixed_query(settings, shipped.DASHBOARD_REJECTED.sql, window.parameters(), scans)
     rows = _records(result, RejectedCount)
     return Rejected(window=_info(window), total=sum(row.events for row in rows), rows=rows)

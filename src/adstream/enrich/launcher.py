@@ -12,6 +12,7 @@ from adstream.enrich.session import spark_conf
 from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import catalog_properties, ensure_tables, row_counts
 from adstream.platform import outcome_streams
+from adstream.services import aws
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def enrich_params(settings: Settings, streams: OutcomeStreams, *, bounded: bool)
         bootstrap_servers=settings.bootstrap_servers,
         partitions=streams.partitions,
         spark_conf=spark_conf(settings),
-        catalog_type=settings.catalog_type,
+        catalog_type=settings.iceberg_catalog,
         catalog_properties=catalog_properties(settings),
         checkpoint_dir=str(checkpoint_dir(settings)),
         lock_file=str(home / "enrich.lock"),
@@ -80,7 +81,7 @@ def start_enrich(
         settings.revenue_multiplier,
         ", bounded" if bounded else f", every {settings.enrich_trigger_interval}",
     )
-    environment = dict(os.environ)
+    environment = dict(os.environ) | aws.sdk_environment(settings)
     if settings.spark_master.startswith("local"):
         environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local job needs no network interface
     with enrich_log(settings).open("ab") as output:

@@ -11,6 +11,7 @@ from adstream.settings import Settings
 
 _SPARK_JARS = (
     "iceberg-spark-runtime-3.5_2.12",
+    "iceberg-aws-bundle",
     "spark-sql-kafka-0-10_2.12",
     "spark-token-provider-kafka-0-10_2.12",
     "kafka-clients",

@@ -224,12 +224,8 @@ class KinesisStreams:
         """With the emulator: its dummy credentials, and JSON rather than CBOR."""
         if not self.settings.aws_emulator:
             return {}  # the standard chain: environment, profile, instance role
-        return {
-            "AWS_ACCESS_KEY_ID": aws.EMULATOR_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": aws.EMULATOR_CREDENTIALS["aws_secret_access_key"],
-            # The AWS SDK speaks CBOR to Kinesis by default; the emulator only JSON.
-            "CBOR_ENABLED": "false",
-        }
+        # The AWS SDK speaks CBOR to Kinesis by default; the emulator only JSON.
+        return aws.sdk_environment(self.settings) | {"CBOR_ENABLED": "false"}
 
 
 def _now_ms() -> int:

@@ -1,9 +1,11 @@
-"""The Iceberg catalog, seen by pyiceberg and by Spark alike (SPEC section 6).
+"""The Iceberg catalog, seen by pyiceberg and by Spark alike (SPEC sections 6 and 9).
 
 Both engines must name the catalog `adstream`: the JDBC catalog stores that name in each row,
 and a client under another name sees no tables at all. Locally the catalog is a SQLite file
-and the warehouse a folder in the data directory; `rest` and `glue` catalogs and an S3
-warehouse are configured the same way but are not tested here (see docs/enrich.md).
+and the warehouse a folder in the data directory. On aws it is the AWS Glue Data Catalog with
+the warehouse on S3 (Iceberg's GlueCatalog and S3FileIO in Spark, pyiceberg's glue catalog
+and its S3 file IO here), at the endpoint of `aws_endpoint_url` or the emulator when one is
+set. A `rest` catalog is configured the same way but is not tested here (docs/enrich.md).
 """
 
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from adstream.errors import AdstreamError
 from adstream.lakehouse.tables import NAMESPACE, TABLE_PROPERTIES, TABLES
+from adstream.services.aws import EMULATOR_CREDENTIALS
 from adstream.settings import CatalogType, Settings
 
 CATALOG_NAME: Final = "adstream"
@@ -26,21 +29,45 @@ def lakehouse_dir(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "lakehouse"
 
 
+EMULATOR_WAREHOUSE: Final = "s3://adstream-lakehouse/warehouse"
+"""The warehouse on the emulator's S3, unless one is configured (`adstream up` makes the bucket)."""
+
+
 def catalog_uri(settings: Settings) -> str | None:
     """The configured catalog URI; for a sql catalog, the local SQLite file by default."""
-    if settings.catalog_uri is not None or settings.catalog_type != "sql":
+    if settings.catalog_uri is not None or settings.iceberg_catalog != "sql":
         return settings.catalog_uri
     return f"sqlite:///{lakehouse_dir(settings) / 'catalog.db'}"
 
 
 def warehouse(settings: Settings) -> str:
-    """The warehouse location as a URL (`file:///...` for a local folder)."""
+    """The warehouse location as a URL (`file:///...` for a local folder, `s3://...`).
+
+    Raises:
+        AdstreamError: a Glue catalog without a configured warehouse off the emulator.
+    """
     location = settings.warehouse
     if location is None:
-        return (lakehouse_dir(settings) / "warehouse").as_uri()
+        if settings.iceberg_catalog != "glue":
+            return (lakehouse_dir(settings) / "warehouse").as_uri()
+        if settings.aws_emulator:
+            return EMULATOR_WAREHOUSE
+        raise AdstreamError(
+            "the Glue catalog needs a warehouse on S3: set warehouse = "
+            '"s3://<bucket>/<prefix>/warehouse" (ADSTREAM_WAREHOUSE), the bucket of the '
+            "CloudFormation stack (docs/aws.md)"
+        )
     if "://" in location:
         return location
     return Path(location).resolve().as_uri()
+
+
+def warehouse_bucket(settings: Settings) -> str | None:
+    """The S3 bucket of the warehouse; None when the warehouse is not on S3."""
+    location = warehouse(settings)
+    if not location.startswith("s3://"):
+        return None
+    return location.removeprefix("s3://").split("/", 1)[0]
 
 
 def _local_sqlite_file(settings: Settings) -> Path | None:
@@ -63,12 +90,26 @@ def _prepare_local_folders(settings: Settings) -> None:
 
 
 def catalog_properties(settings: Settings) -> dict[str, str]:
-    """The pyiceberg catalog properties: uri, warehouse and the extra ones configured."""
-    properties = {**settings.catalog_properties, "warehouse": warehouse(settings)}
+    """The catalog properties for pyiceberg: uri, warehouse, where AWS is, the extra ones set."""
+    properties = {"warehouse": warehouse(settings)}
     uri = catalog_uri(settings)
     if uri is not None:
         properties["uri"] = uri
-    return properties
+    if settings.iceberg_catalog == "glue":
+        properties |= {"glue.region": settings.aws_region, "s3.region": settings.aws_region}
+        if settings.aws_endpoint is not None:
+            properties |= {
+                "glue.endpoint": settings.aws_endpoint,
+                "s3.endpoint": settings.aws_endpoint,
+            }
+        if settings.aws_emulator:
+            key, secret = EMULATOR_CREDENTIALS.values()
+            for client in ("glue", "s3"):
+                properties |= {
+                    f"{client}.access-key-id": key,
+                    f"{client}.secret-access-key": secret,
+                }
+    return properties | settings.catalog_properties
 
 
 def open_catalog(settings: Settings) -> Catalog:
@@ -78,7 +119,7 @@ def open_catalog(settings: Settings) -> Catalog:
         AdstreamError: the catalog cannot be opened (one clear line).
     """
     _prepare_local_folders(settings)
-    return connect(settings.catalog_type, catalog_properties(settings))
+    return connect(settings.iceberg_catalog, catalog_properties(settings))
 
 
 def connect(
@@ -154,18 +195,33 @@ def load_table(catalog: Catalog, name: str) -> Table:
 
 
 def spark_catalog_conf(settings: Settings) -> dict[str, str]:
-    """The `spark.sql.catalog.adstream.*` options for the same catalog as `open_catalog`."""
+    """The `spark.sql.catalog.adstream.*` options for the same catalog as `open_catalog`.
+
+    For Glue, credentials are not among them: the Spark JVM takes them from the standard chain
+    (with the emulator, its environment: `adstream.services.aws.sdk_environment`).
+    """
     conf = _spark_catalog(CATALOG_NAME, warehouse(settings))
     prefix = f"spark.sql.catalog.{CATALOG_NAME}"
     uri = catalog_uri(settings)
-    if settings.catalog_type == "sql":
+    if settings.iceberg_catalog == "sql":
         if uri is None:
             raise AdstreamError("catalog_uri is required for a sql catalog")
         conf |= _spark_jdbc(CATALOG_NAME, uri)
     else:
-        conf[f"{prefix}.type"] = settings.catalog_type
+        conf[f"{prefix}.type"] = settings.iceberg_catalog
         if uri is not None:
             conf[f"{prefix}.uri"] = uri
+    if settings.iceberg_catalog == "glue":
+        conf |= {
+            f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+            f"{prefix}.client.region": settings.aws_region,
+        }
+        if settings.aws_endpoint is not None:
+            conf |= {
+                f"{prefix}.glue.endpoint": settings.aws_endpoint,
+                f"{prefix}.s3.endpoint": settings.aws_endpoint,
+                f"{prefix}.s3.path-style-access": "true",
+            }
     conf |= {f"{prefix}.{key}": value for key, value in settings.catalog_properties.items()}
     return conf
 

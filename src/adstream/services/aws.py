@@ -39,6 +39,21 @@ def client(settings: Settings, service: str) -> Any:
     return boto3.session.Session().client(service, **options)
 
 
+def sdk_environment(settings: Settings) -> dict[str, str]:
+    """Variables a process using an AWS SDK (Java's, in Flink and Spark) needs.
+
+    With the emulator, its dummy credentials; otherwise none: the standard chain (environment,
+    profile, instance role) applies.
+    """
+    if not settings.aws_emulator:
+        return {}
+    return {
+        "AWS_ACCESS_KEY_ID": EMULATOR_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": EMULATOR_CREDENTIALS["aws_secret_access_key"],
+        "AWS_REGION": settings.aws_region,
+    }
+
+
 def error_code(error: Exception) -> str:
     """The AWS error code of a failed call ("" when it never got an answer)."""
     if isinstance(error, ClientError):
@@ -69,3 +84,28 @@ def unreachable(settings: Settings, error: Exception) -> AdstreamError:
         else ""
     )
     return AdstreamError(f"AWS is not reachable at {where(settings)}: {describe(error)}{hint}")
+
+
+def ensure_bucket(settings: Settings, bucket: str) -> bool:
+    """Make sure the bucket exists; True when it was created (only ever on the emulator).
+
+    On AWS the bucket is the CloudFormation stack's (deploy/adstream.yaml): adstream never
+    creates one there, and a missing one is an error.
+
+    Raises:
+        AdstreamError: AWS does not answer, or the bucket is missing or not reachable.
+    """
+    s3 = client(settings, "s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if error_code(error) not in ("404", "NoSuchBucket") or not settings.aws_emulator:
+            raise AdstreamError(
+                f"S3 bucket {bucket} is not reachable at {where(settings)}: {describe(error)}; "
+                "deploy the stack of deploy/adstream.yaml, or set warehouse to your bucket"
+            ) from error
+    except BotoCoreError as error:
+        raise unreachable(settings, error) from error
+    s3.create_bucket(Bucket=bucket)
+    return True
