@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -17,6 +18,7 @@ from cfnlint.api import lint_file
 from cfnlint.decode import cfn_yaml
 
 from adstream.events.outcomes import ALL_TOPICS, INPUT_TOPICS, OUTCOME_TOPICS
+from adstream.join.msf import runtime_settings
 from adstream.lakehouse.catalog import spark_catalog_conf
 from adstream.services import aws
 from adstream.services.kinesis import retention, stream_shards
@@ -104,15 +106,18 @@ def test_cfn_lint_finds_nothing() -> None:
 
 
 @pytest.mark.parametrize("stream_prefix", ["", "prod-"])
-def test_the_join_application_gets_valid_settings_by_their_names(stream_prefix: str) -> None:
+def test_the_join_application_gets_valid_settings_by_their_names(
+    stream_prefix: str, tmp_path: Path
+) -> None:
     application = resolved_properties("JoinApplication", stream_prefix)
-    groups = {
-        group["PropertyGroupId"]: group["PropertyMap"]
-        for group in application["ApplicationConfiguration"]["EnvironmentProperties"][
-            "PropertyGroups"
-        ]
-    }
-    settings = load_settings(**groups["adstream"])
+    property_groups = application["ApplicationConfiguration"]["EnvironmentProperties"][
+        "PropertyGroups"
+    ]
+    groups = {group["PropertyGroupId"]: group["PropertyMap"] for group in property_groups}
+    # The job reads them as MSF writes them: the same list, as JSON.
+    runtime_properties = tmp_path / "application_properties.json"
+    runtime_properties.write_text(json.dumps(property_groups))
+    settings = runtime_settings(runtime_properties)
 
     assert groups["kinesis.analytics.flink.run.options"] == {
         "python": "adstream_msf/main.py",
@@ -125,7 +130,8 @@ def test_the_join_application_gets_valid_settings_by_their_names(stream_prefix: 
         "attribution_window": f"PT{WINDOW_MINUTES}M",
         **({"stream_prefix": stream_prefix} if stream_prefix else {}),
     }
-    assert (settings.stream_prefix, settings.attribution_window) == (
+    assert (settings.platform, settings.stream_prefix, settings.attribution_window) == (
+        "aws",
         stream_prefix,
         timedelta(minutes=WINDOW_MINUTES),
     )
