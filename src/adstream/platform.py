@@ -16,13 +16,13 @@ from adstream.services import aws, kinesis
 from adstream.services.aws_emulator import AwsEmulator
 from adstream.services.kafka import KafkaBroker
 from adstream.services.kafka_client import (
-    StoredRecord,
     ensure_topics,
     offset_span,
     read_topic,
     require_broker,
     topic_partitions,
 )
+from adstream.services.records import StoredRecord
 from adstream.settings import Settings
 
 

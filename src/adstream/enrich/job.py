@@ -190,6 +190,24 @@ def exclusive(lock_file: Path) -> Iterator[bool]:
         yield True
 
 
+def run(spark: SparkSession, params: EnrichParams, signals: Signals) -> None:
+    """Run the job on `spark` until it is done (bounded, finished) or a signal stops it.
+
+    What every run of the job does: in the process `adstream enrich` starts (`main`) and in a
+    Glue job's session (`adstream.enrich.glue`).
+
+    Raises:
+        StreamingQueryException: the Kafka query failed.
+        AdstreamError: the job failed (e.g. Kinesis or the catalog stopped answering).
+    """
+    if params.warm_up_dir is not None:  # its first batch holds the first results a user waits for
+        warm_up(spark, rules(params), Path(params.warm_up_dir))
+    if params.source == "kinesis":
+        read_kinesis(spark, params, signals, rules(params))
+    else:
+        read_kafka(spark, params, signals)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job described by the parameters file; the exit code tells the launcher how.
 
@@ -204,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per JVM callback otherwise
     params = EnrichParams.from_json(Path(args[0]).read_text())
+    if params.lock_file is None:  # the launcher always gives its job process one
+        raise ValueError("the job process needs its lock file")
     signals = Signals()
     signals.install()
     with exclusive(Path(params.lock_file)) as locked:
@@ -213,12 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         spark = build_session(params.spark_conf)
         signals.install()
         try:
-            if not params.bounded:  # its first batch holds the first results a user waits for
-                warm_up(spark, rules(params), Path(params.checkpoint_dir).with_name("warm-up"))
-            if params.source == "kinesis":
-                read_kinesis(spark, params, signals, rules(params))
-            else:
-                read_kafka(spark, params, signals)
+            run(spark, params, signals)
         except StreamingQueryException as error:
             log.error("the enrichment query failed: %s", error)
             return EXIT_FAILED

@@ -33,17 +33,30 @@ def enrich_log(settings: Settings) -> Path:
     return spark_home(settings) / "enrich.log"
 
 
-def enrich_params(settings: Settings, streams: OutcomeStreams, *, bounded: bool) -> EnrichParams:
-    """The job's parameters from the settings and where the outcome records are."""
-    home = spark_home(settings)
+def enrich_params(
+    settings: Settings,
+    streams: OutcomeStreams,
+    *,
+    bounded: bool,
+    spark_conf: dict[str, str],
+    checkpoint_location: str,
+    lock_file: str | None,
+    warm_up_dir: str | None,
+) -> EnrichParams:
+    """The job's parameters: its work from the settings and streams, its process's as given.
+
+    How its process runs (Spark session, checkpoint, lock, warm-up) is the caller's. The one
+    builder of every way the job runs: the process `adstream enrich` starts
+    (`local_params`) and a Glue job (`adstream.enrich.glue`).
+    """
     return EnrichParams(
         bootstrap_servers=settings.bootstrap_servers,
         partitions=streams.partitions,
-        spark_conf=spark_conf(settings),
+        spark_conf=spark_conf,
         catalog_type=settings.iceberg_catalog,
         catalog_properties=catalog_properties(settings),
-        checkpoint_dir=str(checkpoint_dir(settings)),
-        lock_file=str(home / "enrich.lock"),
+        checkpoint_dir=checkpoint_location,
+        lock_file=lock_file,
         trigger_interval_ms=round(settings.enrich_trigger_interval.total_seconds() * 1000),
         max_batch_records=settings.enrich_max_batch_records,
         bounded=bounded,
@@ -51,6 +64,63 @@ def enrich_params(settings: Settings, streams: OutcomeStreams, *, bounded: bool)
         revenue_multiplier=str(settings.revenue_multiplier),
         source=streams.source,
         aws_settings=streams.aws_settings,
+        warm_up_dir=warm_up_dir,
+    )
+
+
+def local_params(settings: Settings, streams: OutcomeStreams, *, bounded: bool) -> EnrichParams:
+    """The parameters of the job process `adstream enrich` starts.
+
+    Its Spark session has the jars of `make setup`; its checkpoint, lock and warm-up are under
+    the data directory.
+
+    Raises:
+        AdstreamError: the Spark jars are missing.
+    """
+    home = spark_home(settings)
+    return enrich_params(
+        settings,
+        streams,
+        bounded=bounded,
+        spark_conf=spark_conf(settings),
+        checkpoint_location=str(checkpoint_dir(settings)),
+        lock_file=str(home / "enrich.lock"),
+        warm_up_dir=None if bounded else str(home / "warm-up"),
+    )
+
+
+def prepare(settings: Settings) -> OutcomeStreams:
+    """Check the outcome streams (creating missing Kafka topics) and create missing tables.
+
+    Raises:
+        AdstreamError: a Kinesis stream is missing, or a service does not answer.
+    """
+    streams = outcome_streams(settings)
+    ensure_tables(settings)
+    return streams
+
+
+def job_environment(settings: Settings) -> dict[str, str]:
+    """Variables the job's Spark JVM needs.
+
+    With the emulator, its dummy credentials; with a local master, a loopback address (a local
+    job needs no network interface).
+    """
+    environment = aws.sdk_environment(settings)
+    if settings.spark_master.startswith("local"):
+        environment["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return environment
+
+
+def describe(settings: Settings, streams: OutcomeStreams, *, bounded: bool) -> None:
+    """Log what is starting."""
+    log.info(
+        "starting the enrichment (%s from %s, premium above %s, revenue x %s%s)",
+        settings.spark_master,
+        streams.source,
+        settings.premium_threshold,
+        settings.revenue_multiplier,
+        ", bounded" if bounded else f", every {settings.enrich_trigger_interval}",
     )
 
 
@@ -66,24 +136,14 @@ def start_enrich(
     exactly once). `detached` starts it in a session of its own, so a terminal's Ctrl-C reaches
     only the caller, which stops it.
     """
-    streams = outcome_streams(settings)
-    ensure_tables(settings)
-    params = enrich_params(settings, streams, bounded=bounded)
+    streams = prepare(settings)
+    params = local_params(settings, streams, bounded=bounded)
     home = spark_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     params_file = home / "enrich-params.json"
     params_file.write_text(params.to_json())
-    log.info(
-        "starting the enrichment (%s from %s, premium above %s, revenue x %s%s)",
-        settings.spark_master,
-        streams.source,
-        settings.premium_threshold,
-        settings.revenue_multiplier,
-        ", bounded" if bounded else f", every {settings.enrich_trigger_interval}",
-    )
-    environment = dict(os.environ) | aws.sdk_environment(settings)
-    if settings.spark_master.startswith("local"):
-        environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local job needs no network interface
+    describe(settings, streams, bounded=bounded)
+    environment = dict(os.environ) | job_environment(settings)
     with enrich_log(settings).open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "adstream.enrich.job", str(params_file)],

@@ -45,7 +45,11 @@ class EnrichParams:
     catalog_properties: dict[str, str]
     """pyiceberg's view of the catalog, to read what the tables have taken in."""
     checkpoint_dir: str
-    lock_file: str
+    """Where Spark keeps the Kafka query's stream positions (a folder, or an S3 URL on Glue)."""
+    lock_file: str | None
+    """Held by the job process `adstream enrich` starts, so that no two jobs write one data
+    directory's tables; None in a session whose owner sees to that (a Glue job runs once at a
+    time: MaxConcurrentRuns 1)."""
     trigger_interval_ms: int
     max_batch_records: int
     bounded: bool
@@ -55,6 +59,9 @@ class EnrichParams:
     """Where the outcome records are read: Kafka (`bootstrap_servers`, `partitions`) or Kinesis
     (`aws_settings`)."""
     aws_settings: dict[str, Any] = field(default_factory=dict)
+    warm_up_dir: str | None = None
+    """Scratch folder where the job first warms its write path up (`adstream.enrich.warmup`);
+    None: no warm-up (bounded runs, and Glue, where no one waits for a first result)."""
 
     def to_json(self) -> str:
         """Serialise for the job process."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyflink.common import Configuration, JobClient
 from pyflink.java_gateway import get_gateway
-from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
+from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment, TableResult
 
 from adstream.join import sql
 from adstream.join.params import LOG_PREFIX, RUNNING, STARTED, JoinParams
@@ -28,11 +28,11 @@ def environment_settings(params: JoinParams) -> EnvironmentSettings:
     before the sources turn idle (FLINK-40499, docs/run.md).
     """
     config = Configuration()
-    if params.rest_port is not None:
+    if params.runtime is not None and params.runtime.rest_port is not None:
         for key, value in {
             "rest.address": "127.0.0.1",
             "rest.bind-address": "127.0.0.1",
-            "rest.port": str(params.rest_port),
+            "rest.port": str(params.runtime.rest_port),
             "metrics.fetcher.update-interval": "1000",
         }.items():
             config.set_string(key, value)
@@ -40,32 +40,44 @@ def environment_settings(params: JoinParams) -> EnvironmentSettings:
 
 
 def configure(t_env: TableEnvironment, params: JoinParams) -> None:
-    """Checkpointing, state, time zone and connector jars, all from the parameters."""
-    config = t_env.get_config()
-    for key, value in {
+    """The job's semantics; its jars; and, unless a service runs Flink, how Flink runs it.
+
+    On MSF (`params.runtime` is None) checkpoints, state backend, parallelism and restarts are
+    the application's configuration, and its jar is loaded by the service.
+    """
+    options = {
         "table.local-time-zone": "UTC",
-        "parallelism.default": str(params.parallelism),
-        "pipeline.jars": ";".join(Path(jar).resolve().as_uri() for jar in params.connector_jars),
         "pipeline.name": "adstream-join",
-        "execution.checkpointing.interval": f"{params.checkpoint_interval_ms} ms",
-        "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.dir": Path(params.checkpoint_dir).resolve().as_uri(),
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "execution.checkpointing.num-retained": "3",
-        "state.backend.type": params.state_backend,
-        # RocksDB checkpoints upload only the files that changed since the last one.
-        "execution.checkpointing.incremental": str(params.state_backend == "rocksdb").lower(),
         # Keyed state (duplicate detection, partition watermarks) is kept this long after last use.
         "table.exec.state.ttl": f"{params.state_ttl_ms} ms",
         # Mini-batch would turn the event-time numbering into an updating stream.
         "table.exec.mini-batch.enabled": "false",
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": "3",
-        "restart-strategy.fixed-delay.delay": "2 s",
-    }.items():
+    }
+    if params.connector_jars:
+        options["pipeline.jars"] = ";".join(
+            Path(jar).resolve().as_uri() for jar in params.connector_jars
+        )
+    runtime = params.runtime
+    if runtime is not None:
+        options |= {
+            "parallelism.default": str(runtime.parallelism),
+            "execution.checkpointing.interval": f"{runtime.checkpoint_interval_ms} ms",
+            "execution.checkpointing.mode": "EXACTLY_ONCE",
+            "execution.checkpointing.dir": Path(runtime.checkpoint_dir).resolve().as_uri(),
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+            "execution.checkpointing.num-retained": "3",
+            "state.backend.type": runtime.state_backend,
+            # RocksDB checkpoints upload only the files that changed since the last one.
+            "execution.checkpointing.incremental": str(runtime.state_backend == "rocksdb").lower(),
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "3",
+            "restart-strategy.fixed-delay.delay": "2 s",
+        }
+        if runtime.restore_from:
+            options["execution.state-recovery.path"] = runtime.restore_from
+    config = t_env.get_config()
+    for key, value in options.items():
         config.set(key, value)
-    if params.restore_from:
-        config.set("execution.state-recovery.path", params.restore_from)
 
 
 def build_join(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
@@ -78,6 +90,32 @@ def build_join(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
     return statement_set
 
 
+def submit(params: JoinParams) -> TableResult:
+    """Create the table environment, configure it, register the join and submit it.
+
+    What every run of the job does, here (`main`) and on MSF (`adstream.join.msf`).
+    """
+    began = time.monotonic()
+    t_env = TableEnvironment.create(environment_settings(params))
+    log.info("Java gateway up in %.1f s", _since(began))
+    configure(t_env, params)
+    statements = build_join(t_env, params)
+    log.info("statements registered in %.1f s", _since(began))
+    return statements.execute()
+
+
+def log_to_stderr() -> None:
+    """The job's lines, with their prefix, on stderr.
+
+    Its own handler: importing PyFlink (Beam) reconfigures the root logger.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {LOG_PREFIX} %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str]) -> int:
     """Run the job until it ends or a signal stops it; log the parameters first.
 
@@ -88,29 +126,22 @@ def main(argv: list[str]) -> int:
     result is emitted and committed. That is how a bounded run ends once it has read the input
     to its end.
     """
-    # Its own handler: importing PyFlink (Beam) reconfigures the root logger.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {LOG_PREFIX} %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    log_to_stderr()
     params = JoinParams.from_json(Path(argv[1]).read_text())
     log.info("parameters: %s", params.to_json())
+    runtime = params.runtime
+    if runtime is None:  # only adstream's launcher starts this module, always with a runtime
+        raise ValueError("the job process needs the runtime of its checkpoints")
     requested: list[bool] = []  # drain or not, in the order the signals came
     for signum, drain in ((signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGUSR1, True)):
         signal.signal(signum, lambda *_, drain=drain: requested.append(drain))
     began = time.monotonic()
-    t_env = TableEnvironment.create(environment_settings(params))
-    log.info("Java gateway up in %.1f s", _since(began))
-    configure(t_env, params)
-    statements = build_join(t_env, params)
-    log.info("statements registered in %.1f s", _since(began))
-    result = statements.execute()
+    result = submit(params)
     job_client = result.get_job_client()
     assert job_client is not None  # a streaming INSERT always has one
     job_id = str(job_client.get_job_id())
     log.info("%s %s (planned and submitted in %.1f s)", STARTED, job_id, _since(began))
-    first_checkpoint = Path(params.checkpoint_dir) / job_id
+    first_checkpoint = Path(runtime.checkpoint_dir) / job_id
     running = False
     while not requested and not _ended(job_client):
         if not running and any(first_checkpoint.glob("chk-*/_metadata")):
@@ -120,7 +151,7 @@ def main(argv: list[str]) -> int:
     if requested:
         drain = requested[0]
         log.info("stopping with a savepoint%s", ", draining first" if drain else "")
-        path = stop_with_savepoint(job_client, params.savepoint_dir, drain=drain)
+        path = stop_with_savepoint(job_client, runtime.savepoint_dir, drain=drain)
         log.info("savepoint: %s", path)
     result.wait()  # raises when the job failed
     log.info("job finished")

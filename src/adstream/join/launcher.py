@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Final
 
 from adstream.errors import AdstreamError
-from adstream.join.params import STARTED, JoinParams, logged
+from adstream.join.params import STARTED, JoinParams, Runtime, logged
 from adstream.join.streams import InputEnd
 from adstream.platform import join_streams
 from adstream.services.flink_cluster import FlinkCluster
@@ -42,9 +42,9 @@ def join_log(settings: Settings) -> Path:
 def local_rest(settings: Settings) -> FlinkRest:
     """The REST API of the mini-cluster the local join runs in (its port is in its parameters)."""
     params = JoinParams.from_json((flink_home(settings) / _PARAMS_FILE).read_text())
-    if params.rest_port is None:
+    if params.runtime is None or params.runtime.rest_port is None:
         raise AdstreamError("the join does not run in a local mini-cluster")
-    return FlinkRest(f"http://127.0.0.1:{params.rest_port}")
+    return FlinkRest(f"http://127.0.0.1:{params.runtime.rest_port}")
 
 
 def has_read_to(settings: Settings, end: InputEnd) -> bool:
@@ -75,28 +75,20 @@ def join_params(
             f"Flink connector jars not found in {settings.lib_dir / 'flink'}; "
             "run `make setup` first"
         )
-    return JoinParams(
-        connectors=join_streams(settings).connectors(),
-        attribution_window_ms=_ms(settings.attribution_window.total_seconds()),
-        out_of_orderness_ms=_ms(settings.out_of_orderness.total_seconds()),
-        idle_timeout_ms=_ms(settings.idle_timeout.total_seconds()),
-        future_bound_ms=_ms(settings.future_bound.total_seconds()),
-        # A bounded run ends at the first checkpoint that has the input's end: keep it close.
-        checkpoint_interval_ms=_ms(
-            min(settings.checkpoint_interval.total_seconds(), 1.0)
-            if bounded
-            else settings.checkpoint_interval.total_seconds()
-        ),
-        state_ttl_ms=_ms(settings.dedup_horizon.total_seconds()),
-        state_backend=settings.join_state_backend,
-        parallelism=settings.join_parallelism,
+    runtime = Runtime.from_settings(
+        settings,
+        home,
         bounded=bounded,
-        checkpoint_dir=str(home / "checkpoints"),
-        savepoint_dir=str(home / "savepoints"),
-        connector_jars=tuple(str(jar) for jar in jars),
         restore_from=str(restore) if restore else None,
         cluster_address=cluster_address,
         rest_port=free_port() if cluster_address is None else None,
+    )
+    return JoinParams.from_settings(
+        settings,
+        join_streams(settings).connectors(),
+        bounded=bounded,
+        connector_jars=tuple(str(jar) for jar in jars),
+        runtime=runtime,
     )
 
 
@@ -123,6 +115,7 @@ def start_join(
         bounded=bounded,
         cluster_address=standalone.address if standalone is not None else None,
     )
+    restoring = params.runtime.restore_from if params.runtime is not None else None
     home = flink_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     params_file = home / _PARAMS_FILE
@@ -138,7 +131,7 @@ def start_join(
         settings.join_parallelism,
         ", bounded" if bounded else "",
         f", on the cluster at {standalone.rest_url}" if standalone is not None else "",
-        f", restoring {params.restore_from}" if params.restore_from else "",
+        f", restoring {restoring}" if restoring else "",
     )
     command = [str(settings.flink_python), "-m", _JOB_MODULE, str(params_file)]
     # PyFlink starts the mini-cluster's JVM with JVM_ARGS and writes Flink's own log under
@@ -298,10 +291,6 @@ def _root_cause(output: str) -> str:
     causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
     errors = [line for line in lines if "Exception" in line or "Error" in line]
     return (causes or errors or lines or ["no output"])[-1][:500]
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 def _last_error(log_file: Path) -> str:

@@ -2,7 +2,11 @@
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # the Flink environment has no pydantic: only the app builds parameters
+    from adstream.settings import Settings
 
 LOG_PREFIX: Final = "adstream-join:"
 """Every line the job process logs starts with this (after a time stamp)."""
@@ -39,6 +43,54 @@ class Connectors:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """How Flink runs the job when adstream runs Flink itself: checkpoints, state, restarts.
+
+    Also the parallelism and savepoints, in a mini-cluster or the standalone cluster. None on
+    Managed Service for Apache Flink, whose application configuration sets all of these
+    (deploy/adstream.yaml), so the job leaves them to the service.
+    """
+
+    checkpoint_interval_ms: int
+    state_backend: str
+    parallelism: int
+    checkpoint_dir: str
+    savepoint_dir: str
+    restore_from: str | None = None
+    cluster_address: str | None = None
+    rest_port: int | None = None
+    """Port of the local mini-cluster's REST API (on 127.0.0.1); unused on a cluster."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "Settings",
+        home: Path,
+        *,
+        bounded: bool,
+        restore_from: str | None = None,
+        cluster_address: str | None = None,
+        rest_port: int | None = None,
+    ) -> "Runtime":
+        """Checkpoints and savepoints under `home`, the rest from the settings."""
+        return cls(
+            # A bounded run ends at the first checkpoint that has the input's end: keep it close.
+            checkpoint_interval_ms=_ms(
+                min(settings.checkpoint_interval.total_seconds(), 1.0)
+                if bounded
+                else settings.checkpoint_interval.total_seconds()
+            ),
+            state_backend=settings.join_state_backend,
+            parallelism=settings.join_parallelism,
+            checkpoint_dir=str(home / "checkpoints"),
+            savepoint_dir=str(home / "savepoints"),
+            restore_from=restore_from,
+            cluster_address=cluster_address,
+            rest_port=rest_port,
+        )
+
+
+@dataclass(frozen=True)
 class JoinParams:
     """Everything the Flink job needs, JSON-serialisable (the Flink venv has no pydantic)."""
 
@@ -47,18 +99,39 @@ class JoinParams:
     out_of_orderness_ms: int
     idle_timeout_ms: int
     future_bound_ms: int
-    checkpoint_interval_ms: int
     state_ttl_ms: int
-    state_backend: str
-    parallelism: int
     bounded: bool
-    checkpoint_dir: str
-    savepoint_dir: str
     connector_jars: tuple[str, ...]
-    restore_from: str | None = None
-    cluster_address: str | None = None
-    rest_port: int | None = None
-    """Port of the local mini-cluster's REST API (on 127.0.0.1); unused on a cluster."""
+    """Put on `pipeline.jars`; none on MSF, which loads the application's jar itself."""
+    runtime: Runtime | None
+    """None: the service runs checkpoints, state, parallelism and restarts (MSF)."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "Settings",
+        connectors: Connectors,
+        *,
+        bounded: bool,
+        connector_jars: tuple[str, ...],
+        runtime: Runtime | None,
+    ) -> "JoinParams":
+        """The job's parameters: its semantics from the settings, the rest as given.
+
+        The one builder of every way the job runs: `adstream join` (`adstream.join.launcher`)
+        and the MSF application (`adstream.join.msf`).
+        """
+        return cls(
+            connectors=connectors,
+            attribution_window_ms=_ms(settings.attribution_window.total_seconds()),
+            out_of_orderness_ms=_ms(settings.out_of_orderness.total_seconds()),
+            idle_timeout_ms=_ms(settings.idle_timeout.total_seconds()),
+            future_bound_ms=_ms(settings.future_bound.total_seconds()),
+            state_ttl_ms=_ms(settings.dedup_horizon.total_seconds()),
+            bounded=bounded,
+            connector_jars=connector_jars,
+            runtime=runtime,
+        )
 
     def to_json(self) -> str:
         """Serialise for the job process."""
@@ -70,4 +143,10 @@ class JoinParams:
         values = json.loads(text)
         values["connectors"] = Connectors(**values["connectors"])
         values["connector_jars"] = tuple(values["connector_jars"])
+        if values["runtime"] is not None:
+            values["runtime"] = Runtime(**values["runtime"])
         return cls(**values)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

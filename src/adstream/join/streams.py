@@ -20,7 +20,6 @@ from adstream.events.schema import INPUT_STREAMS
 from adstream.join.params import Connectors
 from adstream.services import aws, kinesis
 from adstream.services.flink_rest import FlinkRest
-from adstream.services.kafka_client import caught_up, end_offsets, ensure_topics, require_broker
 from adstream.settings import Settings
 
 _KAFKA_POSITION: Final = """
@@ -78,18 +77,26 @@ class JoinStreams(Protocol):
 
 
 class KafkaStreams:
-    """Kafka topics: read committed, written in transactions (exactly once)."""
+    """Kafka topics: read committed, written in transactions (exactly once).
+
+    The Kafka client is imported where it is used: the Kinesis path (the join on Managed
+    Service for Apache Flink, `adstream.join.msf`) ships without that compiled library.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def require(self) -> None:
         """The broker answers; missing topics are created."""
+        from adstream.services.kafka_client import ensure_topics, require_broker
+
         require_broker(self.settings)
         ensure_topics(self.settings)
 
     def end(self) -> InputEnd:
         """The end offsets of the input topics."""
+        from adstream.services.kafka_client import end_offsets
+
         return InputEnd(_now_ms(), end_offsets(self.settings, INPUT_TOPICS))
 
     def has_read_to(self, rest: FlinkRest, end: InputEnd) -> bool:
@@ -99,6 +106,8 @@ class KafkaStreams:
         shows in the offsets committed at its checkpoints instead). Input topics are written
         without transactions, so the last record of a partition is at its end offset - 1.
         """
+        from adstream.services.kafka_client import caught_up
+
         try:
             job_id = rest.running_job()
             emitted = rest.source_offsets(job_id) if job_id is not None else None
@@ -187,8 +196,14 @@ class KinesisStreams:
         shards = kinesis.input_shards(self.settings, INPUT_TOPICS)
         return all(tips.get(shard, 0) >= end.moment_ms for shard in shards)
 
-    def connectors(self) -> Connectors:
-        """The streams by ARN, read from the oldest record when there is no checkpoint."""
+    def connectors(self, *, to_latest: bool = False) -> Connectors:
+        """The streams by ARN, read from the oldest record when there is no checkpoint.
+
+        `to_latest`: each source reads what its shards hold when the job starts, then ends (the
+        connector's `scan.bounded.mode`), so the job ends by itself once every pending result
+        is emitted: how the MSF application runs bounded outside the service
+        (`adstream.join.msf`), where no launcher watches it to drain it.
+        """
         arns = kinesis.stream_arns(self.settings, ALL_TOPICS)
         reach = {"aws.region": self.settings.aws_region}
         if self.settings.aws_endpoint is not None:
@@ -200,6 +215,7 @@ class KinesisStreams:
                 **reach,
                 # Without a checkpoint to restore, from the oldest record the stream holds.
                 "source.init.position": "TRIM_HORIZON",
+                **({"scan.bounded.mode": "latest"} if to_latest else {}),
                 "format": "raw",
             }
             for stream, spec in INPUT_STREAMS.items()

@@ -2,7 +2,6 @@
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -10,6 +9,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import ALL_TOPICS
+from adstream.services.records import StoredRecord
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -188,18 +188,6 @@ def caught_up(settings: Settings, group_id: str, ends: dict[tuple[str, int], int
         return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in committed)
     finally:
         consumer.close()
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """A committed record of a topic."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes
 
 
 def read_topic(settings: Settings, topic: str, idle_timeout: float = 30.0) -> list[StoredRecord]:

@@ -15,8 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import ALL_TOPICS
 from adstream.services import aws
-from adstream.services.kafka_client import StoredRecord
 from adstream.services.process import wait_until
+from adstream.services.records import StoredRecord
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
