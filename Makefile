@@ -18,7 +18,7 @@ BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 MVN := mvn --batch-mode --quiet -Dstyle.color=never
 
-.PHONY: help setup run test test-unit lint format bench bench-quick clean
+.PHONY: help setup run test test-unit lint format package bench bench-quick clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,13 +73,17 @@ test-unit: setup ## Run the fast tests only (no JVM)
 	$(BIN)/pytest -m "not integration"
 
 lint: setup ## Lint, format check and type check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/adstream_msf/main.py deploy/glue/adstream_enrich.py
 
 format: setup ## Format the code
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench deploy
+	$(BIN)/ruff check --fix src tests bench deploy
+
+package: setup ## Build the AWS artefacts into dist/ (ADSTREAM_WAREHOUSE=s3://<bucket>/<prefix>/warehouse; docs/aws.md)
+	$(BIN)/adstream package
 
 bench: setup ## Benchmarks: adstream against the alternatives, then each stage (hours; docs/benchmarks.md)
 	$(BIN)/python bench/compare.py

@@ -404,6 +404,44 @@ def enrich(context: click.Context, /, bounded: bool, **flags: Any) -> None:
     run_enrich(settings, bounded=bounded)
 
 
+PACKAGE: Final = (
+    "aws_region",
+    "stream_prefix",
+    "warehouse",
+    "premium_threshold",
+    "revenue_multiplier",
+    "enrich_trigger_interval",
+    "enrich_max_batch_records",
+    "flink_python",
+)
+
+
+@cli.command()
+@settings_options(*PACKAGE)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Folder the artefacts are written to.",
+)
+@click.pass_context
+def package(context: click.Context, /, output: Path, **flags: Any) -> None:
+    """Build the AWS deployment artefacts (SPEC section 9) into --output (docs/aws.md).
+
+    adstream-msf.zip, the join as a Managed Service for Apache Flink application; glue/, the
+    enrichment as a Glue streaming job: its script, adstream's wheel and job-arguments.json.
+    --warehouse names the CloudFormation stack's bucket and prefix
+    (s3://<bucket>/<prefix>/warehouse), where the job arguments put the code and checkpoint.
+    Runs in adstream's source tree, with Maven and access to PyPI.
+    """
+    from adstream.deploy import package as build
+
+    settings = build_settings(context, flags)
+    for path in build(settings, output, lambda line: log.info("%s", line)):
+        log.info("built %s (%s bytes)", path, f"{path.stat().st_size:,}")
+
+
 @cli.command()
 @settings_options(
     *dict.fromkeys((*CONNECTION, *LAKEHOUSE)),

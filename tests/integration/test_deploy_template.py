@@ -45,6 +45,10 @@ STREAM_PREFIX: Final = "deploy-"
 SHARDS: Final = 3
 WINDOW_MINUTES: Final = 15
 REGION: Final = "eu-west-1"
+PYTHON_MODULES: Final = (
+    f"s3://{BUCKET}/{PREFIX}/glue/adstream-0.1.0-py3-none-any.whl,pydantic-settings==2.12.0"
+)
+"""A value of the parameter EnrichPythonModules (`adstream package` writes the real one)."""
 """Region of the template-only tests (the emulator's is the settings' default)."""
 
 _NO_VALUE: Final = object()
@@ -81,13 +85,16 @@ def resolve(node: Any, names: dict[str, Any], conditions: dict[str, Any]) -> Any
     return walk(node)
 
 
-def resolved_properties(logical_id: str, stream_prefix: str) -> Any:
+def resolved_properties(
+    logical_id: str, stream_prefix: str, python_modules: str = PYTHON_MODULES
+) -> Any:
     """The properties of one resource, deployed with these test parameters in REGION."""
     template = cfn_yaml.load(str(TEMPLATE))
     names = {
         "BucketName": BUCKET,
         "Prefix": PREFIX,
         "StreamPrefix": stream_prefix,
+        "EnrichPythonModules": python_modules,
         "StreamShards": str(SHARDS),
         "WindowMinutes": str(WINDOW_MINUTES),
         "AWS::AccountId": "123456789012",
@@ -157,7 +164,8 @@ def test_the_glue_job_gets_valid_settings_and_the_catalog_of_the_spark_job() -> 
     assert arguments == {
         "--job-language": "python",
         "--datalake-formats": "iceberg",
-        "--additional-python-modules": f"s3://{BUCKET}/{PREFIX}/glue/adstream.whl",
+        "--additional-python-modules": PYTHON_MODULES,
+        "--python-modules-installer-option": "--no-deps",
         "--checkpoint-location": f"s3://{BUCKET}/{PREFIX}/checkpoints/enrich/",
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",
@@ -182,6 +190,7 @@ def stack(aws_emulator: Settings) -> Settings:
         "BucketName": BUCKET,
         "Prefix": PREFIX,
         "StreamPrefix": STREAM_PREFIX,
+        "EnrichPythonModules": PYTHON_MODULES,
         "CreateJoinApplication": "true",  # so that only the lack of support skips it
     }
     cloudformation.create_stack(

@@ -138,3 +138,11 @@ def test_generate_to_files(tmp_path: Path) -> None:
     clicks = (tmp_path / "out" / "ad_clicks.jsonl").read_text().splitlines()
     assert len(impressions) + len(clicks) == 3000
     assert all('"bid_price"' in line for line in impressions[:100])
+
+
+@pytest.mark.parametrize("warehouse", [None, "s3://my-bucket/adstream/tables", "/tmp/warehouse"])
+def test_package_needs_the_stacks_warehouse(warehouse: str | None) -> None:
+    flags = ["--warehouse", warehouse] if warehouse else []
+    result = adstream("package", "--output", "dist", *flags)
+    assert_one_line_error(result, 1, "`adstream package` needs the stack's warehouse")
+    assert not Path("dist").exists()  # checked before anything is built
