@@ -67,7 +67,7 @@ run: setup ## Run the main job with local defaults (Ctrl-C stops)
 test: setup ## Run the whole test suite (JUnit, then the Python unit and integration tests)
 	@echo "adstream: JUnit tests of java/ (the SQL functions and the Kinesis connector)"
 	$(MVN) -f java/pom.xml test -Dadstream.python=$(CURDIR)/$(BIN)/python
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test-unit: setup ## Run the fast tests only (no JVM)
 	$(BIN)/pytest -m "not integration"

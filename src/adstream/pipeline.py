@@ -17,7 +17,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -63,8 +64,9 @@ class Pipeline:
                 enrich_params.logged(enrich_params.RUNNING),
             ),
         }
-        self.join = start_join(self.settings, bounded=False, detached=True)
-        self.enrich = start_enrich(self.settings, bounded=False, detached=True)
+        with _interrupts_deferred():  # each job is started and held, or not started
+            self.join = start_join(self.settings, bounded=False, detached=True)
+            self.enrich = start_enrich(self.settings, bounded=False, detached=True)
         timeout = self.settings.startup_timeout.total_seconds()
         while logs:
             self.check()
@@ -163,6 +165,28 @@ class Pipeline:
                     process.kill()
                     process.wait()
                 _end_group(process)
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt for them.
+
+    Started in the block, a job's process is always assigned, so that `abandon` stops it: an
+    interrupt raised inside `subprocess.Popen` (between its fork and its return) would leave the
+    child running with no one holding it. The children start with default handlers (exec).
+    """
+    received: list[int] = []
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    for signum in signums:
+        signal.signal(signum, lambda number, _frame: received.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _end_group(process: subprocess.Popen[bytes]) -> None:
