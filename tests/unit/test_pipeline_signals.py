@@ -22,7 +22,8 @@ def test_an_interrupt_while_a_job_starts_is_raised_once_it_is_held() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_without_an_interrupt_nothing_is_raised() -> None:
+def test_without_an_interrupt_nothing_is_raised_and_the_handlers_are_back() -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with _interrupts_deferred():
         pass
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
