@@ -6,13 +6,16 @@ running for `adstream verify`, as a user keeping the emulator between runs would
 """
 
 import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from adstream.dashboard import queries
 from adstream.lakehouse.tables import NAMESPACE, TABLES
 from adstream.services import aws
-from adstream.settings import load_settings
+from adstream.settings import Settings, load_settings
 from tests.cli import adstream
 from tests.conftest import aws_env, free_ports
 from tests.integration.test_run import FAULTS, accounting, assert_enriched_rows_are_exact
@@ -61,6 +64,13 @@ def test_a_run_on_kinesis_accounts_for_every_event_and_verifies(tmp_path: Path) 
         assert printed["clicks unmatched"] == expected["unmatched click"] > 0
         assert printed["impressions duplicate"] == expected["impressions duplicate_impression"] > 0
         assert_enriched_rows_are_exact(settings)
+        (revenue_line,) = [
+            line
+            for line in verify.stdout.splitlines()
+            if line.startswith("attributed click revenue")
+        ]
+        verified_revenue = Decimal(revenue_line.split()[-2])  # expected, stored: equal
+        assert_readers_see_the_glue_tables(settings, env, expected, verified_revenue)
         glue_tables = aws.client(settings, "glue").get_tables(DatabaseName=NAMESPACE)["TableList"]
         assert sorted(t["Name"] for t in glue_tables) == sorted(t.name for t in TABLES)
         for table in glue_tables:
@@ -71,3 +81,25 @@ def test_a_run_on_kinesis_accounts_for_every_event_and_verifies(tmp_path: Path) 
         down = adstream("down", env=env)
     assert down.returncode == 0
     assert "AWS emulator stopped" in down.stderr
+
+
+def assert_readers_see_the_glue_tables(
+    settings: Settings, env: dict[str, str], verified: dict[str, int], revenue: Decimal
+) -> None:
+    """`adstream query` and the dashboard's numbers, over the Glue tables, are verify's."""
+    query = adstream(
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*), sum(click_revenue) FROM enriched_ad_data",
+        env=env,
+    )
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.splitlines()[1] == f"{verified['attributed click']},{revenue}"
+
+    # The dashboard's summary of the hour up to now holds the whole run.
+    until = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    summary = queries.summary(settings, queries.Window(minutes=60, until=until))
+    assert summary.clicks == verified["attributed click"]
+    assert summary.impressions == verified["unique impression"]
+    assert summary.revenue == revenue > 0
