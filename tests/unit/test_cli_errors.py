@@ -1,5 +1,6 @@
 """User errors print one clear line and exit non-zero; no traceback unless --debug."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,16 @@ def test_bad_settings_file(tmp_path: Path) -> None:
     assert_one_line_error(adstream("status"), 1, "is not valid TOML")
 
 
-def test_broker_down() -> None:
+@pytest.mark.parametrize("command", [("generate", "--events", "10"), ("verify",)])
+def test_broker_down(command: tuple[str, ...], tmp_path: Path) -> None:
+    """Also `verify` after a finished `adstream run`, which stops the broker it started."""
     (port,) = free_ports(1)
-    result = adstream("generate", "--events", "10", "--kafka-port", str(port))
-    assert_one_line_error(result, 1, f"Kafka is not reachable at 127.0.0.1:{port}")
+    began = time.monotonic()
+    result = adstream(*command, "--kafka-port", str(port), "--data-dir", str(tmp_path))
+    assert_one_line_error(
+        result, 1, f"Kafka is not reachable at 127.0.0.1:{port}; start it with `adstream up`"
+    )
+    assert time.monotonic() - began < 20  # the client's 30 s retries are not waited out
 
 
 def test_emulator_down() -> None:

@@ -191,7 +191,12 @@ def caught_up(settings: Settings, group_id: str, ends: dict[tuple[str, int], int
 
 
 def read_topic(settings: Settings, topic: str, idle_timeout: float = 30.0) -> list[StoredRecord]:
-    """Every committed record of `topic` up to its current end (read_committed), in order."""
+    """Every committed record of `topic` up to its current end (read_committed), in order.
+
+    Raises:
+        AdstreamError: no broker answers (one line naming the fix), or the topic is unreadable.
+    """
+    require_broker(settings)  # else the client retries for its whole timeout, then a traceback
     consumer = Consumer(
         {**consumer_config(settings, "adstream-reader"), "enable.partition.eof": False}
     )
