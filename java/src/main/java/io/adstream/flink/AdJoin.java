@@ -1,0 +1,485 @@
+package io.adstream.flink;
+
+import static org.apache.flink.table.annotation.ArgumentTrait.REQUIRE_ON_TIME;
+import static org.apache.flink.table.annotation.ArgumentTrait.SET_SEMANTIC_TABLE;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.core.memory.MemorySegmentFactory;
+import org.apache.flink.table.annotation.ArgumentHint;
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.annotation.FunctionHint;
+import org.apache.flink.table.annotation.StateHint;
+import org.apache.flink.table.api.ValidationException;
+import org.apache.flink.table.api.dataview.ListView;
+import org.apache.flink.table.data.ArrayData;
+import org.apache.flink.table.data.GenericArrayData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.TimestampData;
+import org.apache.flink.table.data.binary.BinaryRowData;
+import org.apache.flink.table.data.binary.BinarySegmentUtils;
+import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.table.functions.ProcessTableFunction;
+import org.apache.flink.table.functions.SpecializedFunction;
+import org.apache.flink.table.functions.TableSemantics;
+import org.apache.flink.table.functions.UserDefinedFunction;
+import org.apache.flink.table.runtime.typeutils.RowDataSerializer;
+import org.apache.flink.table.types.logical.RowType;
+
+/**
+ * The join's core (SPEC section 3): one keyed operator that decides, per impression_id, which
+ * impression is unique, which click is attributed, and what every other on-time event is.
+ *
+ * <pre>
+ * SELECT * FROM adstream_join(
+ *   impressions => TABLE impressions_on_time PARTITION BY impression_id,
+ *   clicks => TABLE clicks_on_time PARTITION BY impression_id,
+ *   on_time => DESCRIPTOR(rt), uid => 'adstream-join')
+ * </pre>
+ *
+ * <p>Both tables have the columns {@code rt} (the event time), {@code payload}, {@code fields}
+ * (the tagged values of {@link JsonFields}), {@code source_partition}, {@code source_offset} and
+ * {@code source_sequence_number}. Each output row is one event's outcome ({@link #OUTPUT}). W,
+ * the dedup horizon and the impression fields a joined row needs are options of the job ({@link
+ * #ATTRIBUTION_WINDOW}, {@link #DEDUP_HORIZON}, {@link #JOINED_FIELDS}).
+ *
+ * <p>The order is event time, ties broken by arrival (within one id, its Kafka offset order): the
+ * earliest impression is unique, the others are duplicates; a click matches when the unique
+ * impression is at most W before it, both ends inclusive; the earliest matching click is
+ * attributed, later matching ones are duplicates, other clicks are unmatched. An event whose
+ * outcome could still change when an earlier event arrives waits in state for the watermark to
+ * pass its time (an event-time timer at its time); an outcome that no earlier event can change
+ * any more is emitted on arrival: a copy of an impression already seen, a click on an impression
+ * already attributed or more than W before it.
+ *
+ * <p>State per id, on the heap of the hashmap backend: the events waiting for the watermark (the
+ * input row's bytes, a few seconds each); the earliest impression time seen; from the watermark
+ * passing the unique impression until W after it, the impression's fields the joined row needs
+ * ({@link #JOINED_FIELDS}, a compact byte array) and whether a click was attributed; then only a
+ * marker (an empty array) until the dedup horizon, when an event-time timer clears the id. One
+ * event-time timer per id at a time for these steps, plus one per distinct waiting event time.
+ * The processing-time TTL of {@code table.exec.state.ttl} applies to the per-id entry only, as a
+ * backstop; waiting events never expire (they leave when the watermark passes them).
+ */
+@FunctionHint(output = @DataTypeHint(value = AdJoin.OUTPUT, bridgedTo = RowData.class))
+public final class AdJoin extends ProcessTableFunction<RowData> implements SpecializedFunction {
+
+    /**
+     * The rows of both tables, taken as they are (RowData: Flink 2.2.1 passes an untyped table
+     * argument as Row whatever the parameter's class, converting every field of every row).
+     */
+    public static final String INPUT =
+            "ROW<impression_id STRING, rt TIMESTAMP_LTZ(3), payload BYTES, fields ARRAY<STRING>,"
+                    + " source_partition INT, source_offset BIGINT, source_sequence_number STRING>";
+
+    /** Events waiting for the watermark: each the bytes of its input row. */
+    private static final String WAITING = "ARRAY<BYTES>";
+
+    /** One row per input event: its outcome and what the sinks need of it. */
+    public static final String OUTPUT =
+            "ROW<outcome STRING, event_time TIMESTAMP_LTZ(3), fields ARRAY<STRING>,"
+                    + " impression_fields ARRAY<STRING>, impression_time TIMESTAMP_LTZ(3),"
+                    + " payload BYTES, source_partition INT, source_offset BIGINT,"
+                    + " source_sequence_number STRING>";
+
+    /** The values of {@code outcome}. */
+    public static final String UNIQUE_IMPRESSION = "unique_impression";
+
+    public static final String DUPLICATE_IMPRESSION = "duplicate_impression";
+    public static final String ATTRIBUTED_CLICK = "attributed_click";
+    public static final String DUPLICATE_CLICK = "duplicate_click";
+    public static final String UNMATCHED_CLICK = "unmatched_click";
+
+    private static final StringData UNIQUE = StringData.fromString(UNIQUE_IMPRESSION);
+    private static final StringData DUPLICATE = StringData.fromString(DUPLICATE_IMPRESSION);
+    private static final StringData ATTRIBUTED = StringData.fromString(ATTRIBUTED_CLICK);
+    private static final StringData CLICKED_AGAIN = StringData.fromString(DUPLICATE_CLICK);
+    private static final StringData UNMATCHED = StringData.fromString(UNMATCHED_CLICK);
+
+    /** W: a click matches an impression at most this long before it. */
+    public static final ConfigOption<Duration> ATTRIBUTION_WINDOW =
+            ConfigOptions.key("adstream.join.attribution-window").durationType().noDefaultValue();
+
+    /** How long (in event time, after the unique impression) an id is remembered. */
+    public static final ConfigOption<Duration> DEDUP_HORIZON =
+            ConfigOptions.key("adstream.join.dedup-horizon").durationType().noDefaultValue();
+
+    /** Positions (from 0) in an impression's {@code fields} of those a joined row needs. */
+    public static final ConfigOption<String> JOINED_FIELDS =
+            ConfigOptions.key("adstream.join.joined-fields").stringType().noDefaultValue();
+
+    private static final byte[] MARKER = new byte[0];
+
+    /** What the id remembers of its impressions (the per-id state entry). */
+    public static class Impression {
+        /** The earliest impression time seen, waiting or decided; null before any. */
+        public Long time;
+
+        /**
+         * The unique impression's joined fields ({@link #keep}) from its decision until W after
+         * it; then empty (a marker: the id had its impression); null until it is decided.
+         */
+        public byte[] fields;
+
+        /** Whether a click has been attributed to it (kept until W after it). */
+        public Boolean clicked;
+    }
+
+    private final long attributionWindowMs;
+    private final long dedupHorizonMs;
+    private final int[] joinedFields;
+
+    private transient Layout impressionsLayout;
+    private transient Layout clicksLayout;
+
+    public AdJoin() {
+        this(-1, -1, new int[0]);
+    }
+
+    private AdJoin(long attributionWindowMs, long dedupHorizonMs, int[] joinedFields) {
+        this.attributionWindowMs = attributionWindowMs;
+        this.dedupHorizonMs = Math.max(dedupHorizonMs, attributionWindowMs);
+        this.joinedFields = joinedFields;
+    }
+
+    /**
+     * W, the horizon and the joined fields become constants of the function, read from the
+     * job's configuration when it is planned, so that its timers have them too.
+     *
+     * <p>Not scalar arguments of the call: Flink 2.2.1 refuses any argument that is not a set
+     * semantic table once a function has two tables (SystemTypeInference.checkMultipleTableArgs
+     * checks every argument, not only the tables: "All table arguments must use set semantics
+     * if multiple table arguments are declared").
+     */
+    @Override
+    public UserDefinedFunction specialize(SpecializedContext context) {
+        ReadableConfig config = context.getConfiguration();
+        return new AdJoin(
+                required(config, ATTRIBUTION_WINDOW).toMillis(),
+                required(config, DEDUP_HORIZON).toMillis(),
+                parsePositions(required(config, JOINED_FIELDS)));
+    }
+
+    private static <T> T required(ReadableConfig config, ConfigOption<T> option) {
+        return config.getOptional(option)
+                .orElseThrow(
+                        () ->
+                                new ValidationException(
+                                        "adstream_join needs the option " + option.key()));
+    }
+
+    static int[] parsePositions(String positions) {
+        if (positions.isBlank()) {
+            return new int[0];
+        }
+        return Arrays.stream(positions.split(","))
+                .mapToInt(position -> Integer.parseInt(position.trim()))
+                .toArray();
+    }
+
+    @Override
+    public void open(FunctionContext context) {
+        if (attributionWindowMs < 0) {
+            throw new IllegalStateException("adstream_join was not specialized for its call");
+        }
+    }
+
+    public void eval(
+            Context ctx,
+            @StateHint(name = "impression") Impression impression,
+            @StateHint(name = "waiting_impressions", type = @DataTypeHint(WAITING), ttl = "0")
+                    ListView<byte[]> waitingImpressions,
+            @StateHint(name = "waiting_clicks", type = @DataTypeHint(WAITING), ttl = "0")
+                    ListView<byte[]> waitingClicks,
+            @ArgumentHint(
+                            value = {SET_SEMANTIC_TABLE, REQUIRE_ON_TIME},
+                            name = "impressions",
+                            type = @DataTypeHint(value = INPUT, bridgedTo = RowData.class))
+                    RowData impressions,
+            @ArgumentHint(
+                            value = {SET_SEMANTIC_TABLE, REQUIRE_ON_TIME},
+                            name = "clicks",
+                            type = @DataTypeHint(value = INPUT, bridgedTo = RowData.class))
+                    RowData clicks)
+            throws Exception {
+        initLayouts(ctx);
+        TimeContext<Long> time = ctx.timeContext(Long.class);
+        long eventTime = time.time();
+        if (impressions != null) {
+            if (impression.time != null && impression.time <= eventTime) {
+                // An impression at or before it was seen first: nothing can make this one unique.
+                collect(outcome(DUPLICATE, impressionsLayout, impressions, eventTime, null, null));
+                return;
+            }
+            impression.time = eventTime;
+            waitingImpressions.add(impressionsLayout.bytes(impressions));
+        } else {
+            if (impression.fields != null) {
+                // The unique impression is decided: the watermark passed it, so no earlier one
+                // can come, and a click on it that is already decided stays so.
+                if (impression.fields.length == 0
+                        || eventTime > impression.time + attributionWindowMs) {
+                    collect(outcome(UNMATCHED, clicksLayout, clicks, eventTime, null, null));
+                    return;
+                }
+                if (Boolean.TRUE.equals(impression.clicked)) {
+                    collect(outcome(CLICKED_AGAIN, clicksLayout, clicks, eventTime, null, null));
+                    return;
+                }
+            }
+            waitingClicks.add(clicksLayout.bytes(clicks));
+        }
+        time.registerOnTime(eventTime);
+    }
+
+    public void onTimer(
+            OnTimerContext ctx,
+            Impression impression,
+            ListView<byte[]> waitingImpressions,
+            ListView<byte[]> waitingClicks)
+            throws Exception {
+        initLayouts(ctx);
+        TimeContext<Long> timeContext = ctx.timeContext(Long.class);
+        long now = timeContext.time();
+        List<Waiting> due = new ArrayList<>();
+        boolean waitingLeft = takeDue(waitingImpressions, impressionsLayout, true, now, due);
+        waitingLeft |= takeDue(waitingClicks, clicksLayout, false, now, due);
+        // Event time, then impressions before clicks (a click matches an impression of the same
+        // time), then arrival (the sort is stable, each list in arrival order).
+        due.sort(Comparator.comparingLong((Waiting w) -> w.time).thenComparing(w -> !w.impression));
+        for (Waiting event : due) {
+            if (event.impression) {
+                decideImpression(impression, event);
+            } else {
+                decideClick(impression, event);
+            }
+        }
+        // Steps of the id's state due by now; once nothing waits, due by the watermark (any event
+        // still to come is after it).
+        long settledUntil = waitingLeft ? now : timeContext.currentWatermark();
+        if (impression.fields != null && impression.fields.length > 0
+                && impression.time + attributionWindowMs <= settledUntil) {
+            impression.fields = MARKER;
+            impression.clicked = null;
+        }
+        if (impression.fields != null && impression.fields.length == 0
+                && impression.time + dedupHorizonMs <= settledUntil) {
+            impression.time = null;
+            impression.fields = null;
+            impression.clicked = null;
+        }
+        if (impression.fields != null) {
+            long step = impression.fields.length > 0 ? attributionWindowMs : dedupHorizonMs;
+            timeContext.registerOnTime(impression.time + step);
+        }
+    }
+
+    private void decideImpression(Impression impression, Waiting event) {
+        if (impression.fields == null) {
+            impression.time = event.time;
+            impression.fields = keep(event.row.getArray(impressionsLayout.fields));
+            impression.clicked = null;
+            collect(outcome(UNIQUE, impressionsLayout, event.row, event.time, null, null));
+        } else {
+            collect(outcome(DUPLICATE, impressionsLayout, event.row, event.time, null, null));
+        }
+    }
+
+    private void decideClick(Impression impression, Waiting event) {
+        if (impression.fields == null
+                || impression.fields.length == 0
+                || event.time > impression.time + attributionWindowMs) {
+            collect(outcome(UNMATCHED, clicksLayout, event.row, event.time, null, null));
+        } else if (Boolean.TRUE.equals(impression.clicked)) {
+            collect(outcome(CLICKED_AGAIN, clicksLayout, event.row, event.time, null, null));
+        } else {
+            impression.clicked = true;
+            collect(
+                    outcome(
+                            ATTRIBUTED,
+                            clicksLayout,
+                            event.row,
+                            event.time,
+                            restore(impression.fields),
+                            TimestampData.fromEpochMillis(impression.time)));
+        }
+    }
+
+    /** Moves the waiting events at or before {@code now} to {@code due}; true if any are left. */
+    private static boolean takeDue(
+            ListView<byte[]> waiting,
+            Layout layout,
+            boolean impression,
+            long now,
+            List<Waiting> due)
+            throws Exception {
+        List<byte[]> left = new ArrayList<>();
+        int dueBefore = due.size();
+        for (byte[] bytes : waiting.get()) {
+            BinaryRowData row = layout.row(bytes);
+            long time = row.getTimestamp(layout.time, 3).getMillisecond();
+            if (time <= now) {
+                due.add(new Waiting(time, impression, row));
+            } else {
+                left.add(bytes);
+            }
+        }
+        if (due.size() > dueBefore) {
+            waiting.clear();
+            if (!left.isEmpty()) {
+                waiting.addAll(left);
+            }
+        }
+        return !left.isEmpty();
+    }
+
+    private RowData outcome(
+            StringData outcome,
+            Layout layout,
+            RowData event,
+            long eventTime,
+            ArrayData impressionFields,
+            TimestampData impressionTime) {
+        GenericRowData row = new GenericRowData(9);
+        row.setField(0, outcome);
+        row.setField(1, TimestampData.fromEpochMillis(eventTime));
+        row.setField(2, event.getArray(layout.fields));
+        row.setField(3, impressionFields);
+        row.setField(4, impressionTime);
+        // The raw record only where a sink keeps it: the rejected duplicates.
+        if (outcome == DUPLICATE || outcome == CLICKED_AGAIN) {
+            row.setField(5, event.getBinary(layout.payload));
+        }
+        row.setField(6, event.isNullAt(layout.partition) ? null : event.getInt(layout.partition));
+        row.setField(7, event.isNullAt(layout.offset) ? null : event.getLong(layout.offset));
+        row.setField(8, event.isNullAt(layout.sequence) ? null : event.getString(layout.sequence));
+        return row;
+    }
+
+    /** The joined fields of an impression's {@code fields}, as length-prefixed UTF-8. */
+    byte[] keep(ArrayData fields) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(128);
+        for (int position : joinedFields) {
+            if (position >= fields.size() || fields.isNullAt(position)) {
+                writeLength(out, 0);
+            } else {
+                byte[] value = fields.getString(position).toBytes();
+                writeLength(out, value.length + 1);
+                out.write(value, 0, value.length);
+            }
+        }
+        return out.toByteArray();
+    }
+
+    /** The array {@link #keep} kept, at the positions of {@code fields}, NULL elsewhere. */
+    ArrayData restore(byte[] kept) {
+        int size = Arrays.stream(joinedFields).max().orElse(-1) + 1;
+        StringData[] values = new StringData[size];
+        int[] at = {0};
+        for (int position : joinedFields) {
+            int length = readLength(kept, at) - 1;
+            if (length >= 0) {
+                values[position] =
+                        StringData.fromString(
+                                new String(kept, at[0], length, StandardCharsets.UTF_8));
+                at[0] += length;
+            }
+        }
+        return new GenericArrayData(values);
+    }
+
+    private static void writeLength(ByteArrayOutputStream out, int length) {
+        while (length >= 0x80) {
+            out.write((length & 0x7F) | 0x80);
+            length >>>= 7;
+        }
+        out.write(length);
+    }
+
+    private static int readLength(byte[] bytes, int[] at) {
+        int length = 0;
+        for (int shift = 0; ; shift += 7) {
+            byte b = bytes[at[0]++];
+            length |= (b & 0x7F) << shift;
+            if (b >= 0) {
+                return length;
+            }
+        }
+    }
+
+    private void initLayouts(Context ctx) {
+        if (impressionsLayout == null) {
+            impressionsLayout = new Layout(ctx.tableSemanticsFor("impressions"));
+            clicksLayout = new Layout(ctx.tableSemanticsFor("clicks"));
+        }
+    }
+
+    /** An event waiting for the watermark, read back from state. */
+    private static final class Waiting {
+        final long time;
+        final boolean impression;
+        final BinaryRowData row;
+
+        Waiting(long time, boolean impression, BinaryRowData row) {
+            this.time = time;
+            this.impression = impression;
+            this.row = row;
+        }
+    }
+
+    /** Where the columns are in one table argument's rows, and their bytes for state. */
+    private static final class Layout {
+        final int arity;
+        final int time;
+        final int payload;
+        final int fields;
+        final int partition;
+        final int offset;
+        final int sequence;
+        final RowDataSerializer serializer;
+
+        Layout(TableSemantics semantics) {
+            RowType type = (RowType) semantics.dataType().getLogicalType();
+            List<String> names = type.getFieldNames();
+            arity = names.size();
+            time = semantics.timeColumn();
+            payload = position(names, "payload");
+            fields = position(names, "fields");
+            partition = position(names, "source_partition");
+            offset = position(names, "source_offset");
+            sequence = position(names, "source_sequence_number");
+            serializer = new RowDataSerializer(type);
+        }
+
+        private static int position(List<String> names, String name) {
+            int position = names.indexOf(name);
+            if (position < 0) {
+                throw new IllegalStateException(
+                        "adstream_join: no column " + name + " in " + names);
+            }
+            return position;
+        }
+
+        byte[] bytes(RowData row) {
+            BinaryRowData binary = serializer.toBinaryRow(row);
+            return BinarySegmentUtils.copyToBytes(
+                    binary.getSegments(), binary.getOffset(), binary.getSizeInBytes());
+        }
+
+        BinaryRowData row(byte[] bytes) {
+            BinaryRowData row = new BinaryRowData(arity);
+            row.pointTo(MemorySegmentFactory.wrap(bytes), 0, bytes.length);
+            return row;
+        }
+    }
+}
