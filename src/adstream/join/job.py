@@ -48,10 +48,10 @@ def configure(t_env: TableEnvironment, params: JoinParams) -> None:
     options = {
         "table.local-time-zone": "UTC",
         "pipeline.name": "adstream-join",
-        # Keyed state (duplicate detection, partition watermarks) is kept this long after last use.
+        # Keyed state (partition watermarks; the join's per-id entry, which its event-time timers
+        # clear sooner) is kept this long after its last write, in processing time.
         "table.exec.state.ttl": f"{params.state_ttl_ms} ms",
-        # Mini-batch would turn the event-time numbering into an updating stream.
-        "table.exec.mini-batch.enabled": "false",
+        **sql.join_options(params),
     }
     if params.connector_jars:
         options["pipeline.jars"] = ";".join(
@@ -84,6 +84,8 @@ def build_join(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
     """Register sources, views and sinks; return the one StatementSet of all four outcomes."""
     for statement in sql.statements(params):
         t_env.execute_sql(statement)
+    # A table object, not CREATE VIEW: Flink 2.2.1 cannot parse a view's PTF call back.
+    t_env.create_temporary_view(sql.DECIDED_VIEW, t_env.sql_query(sql.decided_query()))
     statement_set = t_env.create_statement_set()
     for insert in sql.inserts():
         statement_set.add_insert_sql(insert)

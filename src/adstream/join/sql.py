@@ -21,14 +21,16 @@ The plan, for each input stream:
    only be ahead of the partition watermark after an idle partition wakes up) is late too, so
    the operators below never drop one silently.
 
-Then impressions and on-time clicks are unioned and keyed by impression_id, in event time:
-`MIN(impression time)` over all earlier-or-equal rows gives each click its impression; a
-ROWS-ordered count numbers the impressions (1 = unique, later = duplicate) and the matching
-clicks (1 = attributed, later = duplicate). Ties in event time break by arrival order, which
-within one key is the order in its partition. Every input record gets one outcome.
+Then on-time impressions and on-time clicks, each keyed by impression_id, go to one keyed
+operator, the process table function `adstream_join` (java/.../AdJoin.java), which decides in
+event time which impression is unique and which click is attributed, duplicate or unmatched (ties
+in event time break by arrival order, which within one key is the order in its partition), and
+emits one row per event with its `outcome`. The INSERTs split those rows by outcome. Every input
+record gets one outcome.
 """
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Final
 
 from adstream.events.outcomes import (
@@ -56,12 +58,40 @@ values in that order, or NULL when not one JSON object."""
 EVENT_TIME: Final = "adstream_event_time"
 """SQL function: tagged value [, latest allowed] -> TIMESTAMP_LTZ(3), NULL unless a string
 holding a valid time (not after the latest allowed)."""
+JOIN: Final = "adstream_join"
+"""Process table function: on-time impressions and clicks, each partitioned by impression_id ->
+one row per event with its outcome (unique or duplicate impression, attributed, duplicate or
+unmatched click)."""
+
+
+class Outcome(StrEnum):
+    """The `outcome` of a row of `adstream_join` (the constants of AdJoin.java)."""
+
+    UNIQUE_IMPRESSION = "unique_impression"
+    DUPLICATE_IMPRESSION = Reason.DUPLICATE_IMPRESSION.value
+    ATTRIBUTED_CLICK = "attributed_click"
+    DUPLICATE_CLICK = Reason.DUPLICATE_CLICK.value
+    UNMATCHED_CLICK = "unmatched_click"
+
+
 _FUNCTION_CLASSES: Final = {
     JSON_FIELDS: "io.adstream.flink.JsonFields",
     EVENT_TIME: "io.adstream.flink.EventTime",
+    JOIN: "io.adstream.flink.AdJoin",
 }
 _FIELD_NAMES: Final = tuple(dict.fromkeys(f.name for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS)))
 """The fields the job reads, of both streams, in the order `_parsed` returns them."""
+JOINED_IMPRESSION_FIELDS: Final = (
+    "ad_id",
+    "campaign_id",
+    "publisher_id",
+    "geo_location",
+    "platform",
+    "device_type",
+    "ad_type",
+    "bid_price",
+)
+"""The impression's fields in a joined row (SPEC section 3.6): what the join keeps per id for W."""
 
 
 def seconds(milliseconds: int) -> str:
@@ -233,40 +263,58 @@ FROM (
 )"""
 
 
-def ranked_view(params: JoinParams) -> str:
-    """On-time impressions and clicks, keyed by impression_id, numbered in event time."""
-    window = seconds(params.attribution_window_ms)
+def join_options(params: JoinParams) -> dict[str, str]:
+    """The job options `adstream_join` reads when it is planned.
+
+    Options rather than arguments of the call: Flink 2.2.1 takes no scalar argument next to two
+    table arguments (docs/join.md).
+    """
+    return {
+        "adstream.join.attribution-window": f"{params.attribution_window_ms} ms",
+        "adstream.join.dedup-horizon": f"{params.state_ttl_ms} ms",
+        "adstream.join.joined-fields": ",".join(
+            str(_FIELD_NAMES.index(name)) for name in JOINED_IMPRESSION_FIELDS
+        ),
+    }
+
+
+def on_time_views() -> list[str]:
+    """Each stream's valid, on-time events, with their impression_id: the join's two inputs.
+
+    Their columns are those of AdJoin.INPUT, in that order.
+    """
     impression_id = _text(_field("fields", "impression_id"))
+    return [
+        f"""
+CREATE TEMPORARY VIEW {stream}_on_time AS
+SELECT {impression_id} AS impression_id,
+  rt, payload, fields, source_partition, source_offset, source_sequence_number
+FROM {stream}_checked WHERE reason IS NULL AND NOT is_late"""
+        for stream in INPUT_STREAMS
+    ]
+
+
+DECIDED_VIEW: Final = "events_decided"
+"""Every on-time event with its outcome; registered from `decided_query` by the job."""
+
+
+def decided_query() -> str:
+    """Every on-time event with its outcome, from `adstream_join`.
+
+    `adstream_join` (java/src/main/java/io/adstream/flink/AdJoin.java) takes both tables
+    partitioned by impression_id and returns one row per event: its `outcome` and what the sinks
+    need of it (the impression's joined fields only with an attributed click). The job registers
+    this query as a view object, not as SQL text: Flink 2.2.1 writes a view's PTF call back as
+    text it cannot parse again (docs/join.md).
+    """
     return f"""
-CREATE TEMPORARY VIEW events_on_time AS
-SELECT 'impression' AS kind, {impression_id} AS impression_id,
-  payload, fields, source_partition, source_offset, source_sequence_number, rt
-FROM impressions_checked WHERE reason IS NULL AND NOT is_late
-UNION ALL
-SELECT 'click' AS kind, {impression_id} AS impression_id,
-  payload, fields, source_partition, source_offset, source_sequence_number, rt
-FROM clicks_checked WHERE reason IS NULL AND NOT is_late;
-
-CREATE TEMPORARY VIEW events_with_impression AS
-SELECT *,
-  MIN(CASE WHEN kind = 'impression' THEN rt END) OVER peers AS impression_time,
-  FIRST_VALUE(CASE WHEN kind = 'impression' THEN fields END) OVER peers AS impression_fields
-FROM events_on_time
-WINDOW peers AS (
-  PARTITION BY impression_id ORDER BY rt RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
-
-CREATE TEMPORARY VIEW events_ranked AS
-SELECT kind, impression_id, payload, fields, source_partition, source_offset,
-  source_sequence_number, rt, impression_time, impression_fields, matched,
-  COUNT(CASE WHEN kind = 'impression' THEN 1 END) OVER arrivals AS impression_seq,
-  COUNT(CASE WHEN matched THEN 1 END) OVER arrivals AS matched_click_seq
-FROM (
-  SELECT *, kind = 'click' AND impression_time IS NOT NULL
-    AND rt <= impression_time + {window} AS matched
-  FROM events_with_impression
-)
-WINDOW arrivals AS (
-  PARTITION BY impression_id ORDER BY rt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
+SELECT outcome, impression_id, event_time, fields, impression_fields, impression_time,
+  payload, source_partition, source_offset, source_sequence_number
+FROM {JOIN}(
+  impressions => TABLE impressions_on_time PARTITION BY impression_id,
+  clicks => TABLE clicks_on_time PARTITION BY impression_id,
+  on_time => DESCRIPTOR(rt),
+  uid => 'adstream-join')"""
 
 
 def _options(options: dict[str, str]) -> str:
@@ -329,7 +377,9 @@ def _values(fields: Sequence[Field], values: str, time: str) -> str:
 
 def inserts() -> list[str]:
     """One INSERT per outcome topic; together they route every input record exactly once."""
-    impression = {f.name: _text(_field("impression_fields", f.name)) for f in IMPRESSION_FIELDS}
+    impression = {
+        name: _text(_field("impression_fields", name)) for name in JOINED_IMPRESSION_FIELDS
+    }
     raw = f"SUBSTR(CAST(payload AS STRING), 1, {MAX_RAW_PAYLOAD_BYTES})"
     rejected = [
         f"SELECT '{stream}', COALESCE(reason, '{Reason.LATE_EVENT.value}'), "
@@ -338,38 +388,39 @@ def inserts() -> list[str]:
         f"source_sequence_number FROM {stream}_checked WHERE reason IS NOT NULL OR is_late"
         for stream in INPUT_STREAMS
     ]
+    duplicate_impression, duplicate_click = Outcome.DUPLICATE_IMPRESSION, Outcome.DUPLICATE_CLICK
     rejected.append(
-        "SELECT CASE kind WHEN 'impression' THEN 'impressions' ELSE 'clicks' END, "
-        f"CASE kind WHEN 'impression' THEN '{Reason.DUPLICATE_IMPRESSION.value}' "
-        f"ELSE '{Reason.DUPLICATE_CLICK.value}' END, "
-        "CASE kind WHEN 'impression' THEN 'a copy of an earlier impression' "
+        f"SELECT CASE outcome WHEN '{duplicate_impression}' THEN 'impressions' ELSE 'clicks' END, "
+        "outcome, "
+        f"CASE outcome WHEN '{duplicate_impression}' THEN 'a copy of an earlier impression' "
         "ELSE 'a later click on an impression already clicked' END, "
         f"{raw}, source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')}, "
-        "source_sequence_number FROM events_ranked "
-        "WHERE (kind = 'impression' AND impression_seq > 1) OR (matched AND matched_click_seq > 1)"
+        f"source_sequence_number FROM {DECIDED_VIEW} "
+        f"WHERE outcome IN ('{duplicate_impression}', '{duplicate_click}')"
     )
     return [
         f"""INSERT INTO joined_sink SELECT
   {impression["ad_id"]}, impression_id, {impression["campaign_id"]}, {impression["publisher_id"]},
-  {iso_time("impression_time")}, {iso_time("rt")},
+  {iso_time("impression_time")}, {iso_time("event_time")},
   {impression["geo_location"]}, {impression["platform"]}, {impression["device_type"]},
   {impression["ad_type"]}, CAST({impression["bid_price"]} AS DECIMAL(18, 6)),
   CAST({_text(_field("fields", "click_price"))} AS DECIMAL(18, 6))
-FROM events_ranked WHERE matched AND matched_click_seq = 1""",
+FROM {DECIDED_VIEW} WHERE outcome = '{Outcome.ATTRIBUTED_CLICK}'""",
         f"""INSERT INTO unique_impressions_sink
-SELECT {_values(IMPRESSION_FIELDS, "fields", "rt")},
+SELECT {_values(IMPRESSION_FIELDS, "fields", "event_time")},
   source_partition, source_offset, source_sequence_number
-FROM events_ranked WHERE kind = 'impression' AND impression_seq = 1""",
-        f"""INSERT INTO unmatched_clicks_sink SELECT {_values(CLICK_FIELDS, "fields", "rt")},
+FROM {DECIDED_VIEW} WHERE outcome = '{Outcome.UNIQUE_IMPRESSION}'""",
+        f"""INSERT INTO unmatched_clicks_sink
+SELECT {_values(CLICK_FIELDS, "fields", "event_time")},
   source_partition, source_offset, source_sequence_number
-FROM events_ranked WHERE kind = 'click' AND NOT matched""",
+FROM {DECIDED_VIEW} WHERE outcome = '{Outcome.UNMATCHED_CLICK}'""",
         "INSERT INTO rejected_events_sink\n" + "\nUNION ALL\n".join(rejected),
     ]
 
 
 def statements(params: JoinParams) -> list[str]:
-    """Every function, DDL and view, in order, before the INSERTs."""
+    """Every function, DDL and view, in order, before `DECIDED_VIEW` and the INSERTs."""
     ddl = [*functions(), *(source_ddl(stream, params) for stream in INPUT_STREAMS)]
     ddl += [checked_view(stream, params) for stream in INPUT_STREAMS]
-    ddl += [part for part in ranked_view(params).split(";\n") if part.strip()]
+    ddl += on_time_views()
     return ddl + sink_ddls(params)

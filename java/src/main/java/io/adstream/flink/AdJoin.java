@@ -69,7 +69,9 @@ import org.apache.flink.table.types.logical.RowType;
  * marker (an empty array) until the dedup horizon, when an event-time timer clears the id. One
  * event-time timer per id at a time for these steps, plus one per distinct waiting event time.
  * The processing-time TTL of {@code table.exec.state.ttl} applies to the per-id entry only, as a
- * backstop; waiting events never expire (they leave when the watermark passes them).
+ * backstop; waiting events never expire (they leave when the watermark passes them). The final
+ * watermark of a drain or of the end of the input emits every waiting result but clears no id:
+ * a run restored from a drained savepoint still knows the ids (until the TTL).
  */
 @FunctionHint(output = @DataTypeHint(value = AdJoin.OUTPUT, bridgedTo = RowData.class))
 public final class AdJoin extends ProcessTableFunction<RowData> implements SpecializedFunction {
@@ -264,9 +266,15 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
                 decideClick(impression, event);
             }
         }
+        long watermark = timeContext.currentWatermark();
+        if (watermark == Long.MAX_VALUE) {
+            // The end of the input or a drain: every waiting result is out, but the id keeps
+            // what it knows, for a run restored from this point (the TTL still ends it).
+            return;
+        }
         // Steps of the id's state due by now; once nothing waits, due by the watermark (any event
         // still to come is after it).
-        long settledUntil = waitingLeft ? now : timeContext.currentWatermark();
+        long settledUntil = waitingLeft ? now : watermark;
         if (impression.fields != null && impression.fields.length > 0
                 && impression.time + attributionWindowMs <= settledUntil) {
             impression.fields = MARKER;
