@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -222,6 +223,7 @@ def run_contender(
     events = len(expectations.records)
     usages: list[Usage] = []
     verdicts: list[Verdict] = []
+    stages: list[dict[str, float]] = []
     for number in range(1, plan.runs + 1):
         clear_topics(settings)  # every output topic of the run before
         # A data directory never used before: adstream derives its consumer group and
@@ -230,16 +232,29 @@ def run_contender(
         log(f"{contender.name}: run {number}/{plan.runs} over {events:,} events")
         usage = measure_contender(contender, settings, data_dir, window, plan.timeout_s)
         usages.append(usage)
+        join_s = _join_seconds(data_dir.with_suffix(".log"))
+        if join_s is not None:
+            stages.append({"join": join_s, "after_join": usage.wall_s - join_s})
         log(
             f"{contender.name}: {usage.wall_s:.1f} s, {events / usage.wall_s:,.0f} events/s, "
             f"{usage.cpu_s:.0f} CPU s, peak {usage.peak_rss_bytes / 2**20:,.0f} MiB"
+            + (f", the join {join_s:.1f} s of it" if join_s is not None else "")
         )
         if contender.table is not None and window is not None:
             verdict = check(expectations.rows(window), produced_rows(data_dir, contender.table))
             verdicts.append(verdict)
             log(f"{contender.name}: {'correct' if verdict.correct else 'WRONG'}: {verdict}")
         shutil.rmtree(data_dir, ignore_errors=True)
-    return summarize_runs(contender, window, events, usages, verdicts)
+    row = summarize_runs(contender, window, events, usages, verdicts)
+    if stages:  # adstream: the join, then the enrichment and its JVM start (the rest of the wall)
+        row["stage_s"] = {name: spread([s[name] for s in stages]) for name in stages[0]}
+    return row
+
+
+def _join_seconds(run_log: Path) -> float | None:
+    """The join's own time in an adstream run's log (`adstream: join finished in X s`)."""
+    found = re.search(r"join finished in ([\d.]+) s", run_log.read_text(errors="replace"))
+    return float(found.group(1)) if found else None
 
 
 def measure_contender(

@@ -364,3 +364,43 @@ def test_generated_dataset_matches_the_batch_recomputation(kafka: Settings, tmp_
             "future_timestamp",
         )
     )
+
+
+def test_a_run_restored_from_a_drained_one_remembers_its_impressions(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    """A bounded run drains; the next one restores its savepoint and still knows every id it
+    decided: a copy is a duplicate, a click joins the earlier run's impression (with its
+    dimensions) or is a duplicate of the click attributed there, or is past W."""
+    settings = join_settings(kafka, tmp_path / "join-drained")
+    recreate_topics(settings, partitions=1)
+    first = [
+        I(impression("kept-copy", at(1, 0)), "unique"),
+        I(impression("kept-click", at(1, 0), ad_type="banner", bid_price=7.25), "unique"),
+        I(impression("kept-clicked", at(1, 0)), "unique"),
+        C(click("kept-clicked", at(1, 5)), "attributed"),
+        I(impression("kept-window", at(1, 0)), "unique"),
+    ]
+    produce(settings, [(r.stream, r.raw, None) for r in first])
+    run_bounded_join(settings)
+
+    # Minutes later in event time (more than D), so no record of it is ordered before the first
+    # run's: the recomputation over both runs' input is then exactly what the two runs owe.
+    second = [
+        I(impression("kept-copy", at(1, 120)), "duplicate_impression"),
+        C(click("kept-click", at(1, 120)), "attributed"),
+        C(click("kept-clicked", at(1, 121)), "duplicate_click"),
+        C(click("kept-window", at(1, 601)), "unmatched"),
+    ]
+    produce(settings, [(r.stream, r.raw, None) for r in second])
+    outputs = run_bounded_join(settings)
+
+    assert_same_outputs(outputs, expected_outputs(settings))
+    both = Case("both runs", first + second)
+    assert_outcomes(both, both.records, outputs, lambda stream, number: number)
+    joined = {row["impression_id"]: row for row in outputs.joined}
+    assert (joined["kept-click"]["impression_time"], joined["kept-click"]["ad_type"]) == (
+        "2026-11-01T01:00:00.000Z",
+        "banner",
+    )
+    assert joined["kept-click"]["bid_price"] == Decimal("7.250000")

@@ -63,6 +63,20 @@ def latest_checkpoint(home: Path) -> Path | None:
     return max(completed, key=lambda path: path.stat().st_mtime).parent
 
 
+def drained_until_ms(home: Path, settings: Settings) -> int:
+    """Until when (epoch ms) ids that a drained run left may be in the job's state.
+
+    A drain moves what each id knows to a state with the dedup horizon as its processing-time
+    TTL, and every drain ends in a savepoint: so the newest savepoint's time plus the horizon
+    bounds them (AdJoin reads that state only until then). 0 without any savepoint.
+    """
+    savepoints = list(home.glob("savepoints/savepoint-*/_metadata"))
+    if not savepoints:
+        return 0
+    newest = max(path.stat().st_mtime for path in savepoints)
+    return int((newest + settings.dedup_horizon.total_seconds()) * 1000)
+
+
 def join_params(
     settings: Settings, *, bounded: bool, cluster_address: str | None = None
 ) -> JoinParams:
@@ -82,6 +96,7 @@ def join_params(
         restore_from=str(restore) if restore else None,
         cluster_address=cluster_address,
         rest_port=free_port() if cluster_address is None else None,
+        drained_until_ms=drained_until_ms(home, settings),
     )
     return JoinParams.from_settings(
         settings,

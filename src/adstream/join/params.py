@@ -60,6 +60,9 @@ class Runtime:
     cluster_address: str | None = None
     rest_port: int | None = None
     """Port of the local mini-cluster's REST API (on 127.0.0.1); unused on a cluster."""
+    drained_until_ms: int = 0
+    """Until when (epoch ms) the state restored may hold ids a drained run left (docs/join.md):
+    the newest savepoint's time plus the dedup horizon; 0 when there is no savepoint."""
 
     @classmethod
     def from_settings(
@@ -71,6 +74,7 @@ class Runtime:
         restore_from: str | None = None,
         cluster_address: str | None = None,
         rest_port: int | None = None,
+        drained_until_ms: int = 0,
     ) -> "Runtime":
         """Checkpoints and savepoints under `home`, the rest from the settings."""
         return cls(
@@ -87,6 +91,7 @@ class Runtime:
             restore_from=restore_from,
             cluster_address=cluster_address,
             rest_port=rest_port,
+            drained_until_ms=drained_until_ms,
         )
 
 

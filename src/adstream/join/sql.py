@@ -267,9 +267,15 @@ def join_options(params: JoinParams) -> dict[str, str]:
     """The job options `adstream_join` reads when it is planned.
 
     Options rather than arguments of the call: Flink 2.2.1 takes no scalar argument next to two
-    table arguments (docs/join.md).
+    table arguments (docs/join.md). Without a runtime (MSF, whose snapshots adstream does not
+    see) the function always looks for ids a drained run left.
     """
-    return {
+    drained = (
+        {}
+        if params.runtime is None
+        else {"adstream.join.drained-until": str(params.runtime.drained_until_ms)}
+    )
+    return drained | {
         "adstream.join.attribution-window": f"{params.attribution_window_ms} ms",
         "adstream.join.dedup-horizon": f"{params.state_ttl_ms} ms",
         "adstream.join.joined-fields": ",".join(
