@@ -12,7 +12,8 @@ runs many times faster than the wall clock. Every 2 s it samples
 - the size of its latest completed checkpoint: with the hashmap backend each checkpoint holds
   the whole keyed state;
 - the Flink JVM's heap in use (its TaskManager's metric) and resident memory; every
-  `LIVE_EVERY`-th sample right after a full collection (`jcmd <pid> GC.run`), so the live set.
+  `LIVE_EVERY`-th sample also the heap right after a full collection (`jcmd <pid> GC.run`,
+  then `GC.heap_info`): the live set.
 
 When the join has read everything it is stopped (SIGTERM, as Ctrl-C). Reported per horizon
 of event time: the largest checkpoint (with the changelog: the state plus the changes not yet
@@ -27,6 +28,7 @@ Results: bench/results/join_soak.json and a Markdown table on stdout.
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -183,8 +185,7 @@ def look(
         heap = heap_used(rest)
         live_heap = None
         if live and jvm is not None:
-            subprocess.run(["jcmd", str(jvm.pid), "GC.run"], capture_output=True, check=False)
-            live_heap = heap_used(rest)
+            live_heap = live_heap_bytes(jvm.pid)
     except (AdstreamError, FileNotFoundError):
         return None
     read = sum(min(emitted.get(key, -1) + 1, end) for key, end in ends.items())
@@ -208,6 +209,16 @@ def heap_used(rest: Any) -> int | None:
     path = f"/taskmanagers/{managers[0]['id']}/metrics?get=Status.JVM.Memory.Heap.Used"
     values = rest.rest("GET", path)
     return int(float(values[0]["value"])) if values else None
+
+
+def live_heap_bytes(pid: int) -> int | None:
+    """The heap in use right after a full collection (`jcmd`: `GC.run`, then `GC.heap_info`)."""
+    subprocess.run(["jcmd", str(pid), "GC.run"], capture_output=True, check=False)
+    info = subprocess.run(
+        ["jcmd", str(pid), "GC.heap_info"], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"heap\s+total \d+K, used (\d+)K", info)
+    return int(found.group(1)) * 1024 if found else None
 
 
 def largest(root: int) -> psutil.Process | None:
