@@ -166,14 +166,17 @@ def main(argv: list[str]) -> int:
         drain = requested[0]
         log.info("stopping with a savepoint%s", ", draining first" if drain else "")
         path = stop_with_savepoint(job_client, runtime.savepoint_dir, drain=drain)
-        log.info("savepoint: %s", path)
+        log.info("savepoint: %s", path or "none, the job had ended")
     result.wait()  # raises when the job failed
     log.info("job finished")
     return 0
 
 
-def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -> str:
-    """Stop the job, savepoint in `directory`; PyFlink's own wrapper lacks Flink 2's format."""
+def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -> str | None:
+    """Stop the job, savepoint in `directory`; PyFlink's own wrapper lacks Flink 2's format.
+
+    None when the job ended meanwhile (finished or failed: its result says which).
+    """
     formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
     uri = Path(directory).resolve().as_uri()
     deadline = time.monotonic() + _STOP_DEADLINE_S
@@ -186,6 +189,8 @@ def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -
         except Exception as error:  # e.g. some task is still starting: ask again
             if time.monotonic() > deadline or "connect to the Java server" in str(error):
                 raise  # the JVM is gone (a SIGTERM to the process group ends it too)
+            if _ended(job_client):
+                return None
             log.info("cannot stop yet (%s); retrying", str(error).splitlines()[0][:200])
             time.sleep(1.0)
 
