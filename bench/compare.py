@@ -120,6 +120,15 @@ CONTENDERS: Final = (
         by_default=False,  # at least 6x slower than the default here: docs/benchmarks.md
     ),
     Contender(
+        "adstream_gc_default",
+        "adstream with the JVM's own heap sizing (G1's GCTimeRatio 12) for the join",
+        "adstream_bounded.py",
+        W,
+        "ad_analytics.enriched_ad_data",
+        ("--gc-time-ratio", "12"),
+        by_default=False,  # adstream before 2026-12-06: as fast, twice the memory
+    ),
+    Contender(
         "interval_merge",
         "original design: Flink interval join of +-30 s, Spark MERGE INTO per micro-batch",
         "interval_merge.py",

@@ -7,6 +7,7 @@ JVMs never compete for the two cores.
 
     .venv/bin/python bench/contenders/adstream_bounded.py --bootstrap-servers HOST:PORT
         --data-dir DIR [--window-seconds 600] [--state-backend rocksdb] [--flink-heap 1g]
+        [--gc-time-ratio 12]
 """
 
 import argparse
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("--window-seconds", type=float, default=600.0)
     parser.add_argument("--state-backend", help="The join's state backend (default: adstream's).")
     parser.add_argument("--flink-heap", help="The join JVM's heap (default: adstream's).")
+    parser.add_argument("--gc-time-ratio", help="The join JVM's GCTimeRatio (default: adstream's).")
     args = parser.parse_args()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ADSTREAM_")},
@@ -36,6 +38,8 @@ def main() -> int:
         env["ADSTREAM_JOIN_STATE_BACKEND"] = args.state_backend
     if args.flink_heap:
         env["ADSTREAM_FLINK_LOCAL_HEAP"] = args.flink_heap
+    if args.gc_time_ratio:
+        env["ADSTREAM_FLINK_LOCAL_GC_TIME_RATIO"] = args.gc_time_ratio
     for command in ("join", "enrich"):
         print(f"adstream {command} --bounded", file=sys.stderr, flush=True)
         done = subprocess.run([ADSTREAM, command, "--bounded"], env=env, check=False)

@@ -299,6 +299,7 @@ JOIN: Final = (
     "join_parallelism",
     "join_state_backend",
     "flink_local_heap",
+    "flink_local_gc_time_ratio",
     "flink_python",
     "flink_rest_port",
 )

@@ -171,6 +171,14 @@ class Settings(BaseSettings):
         description="Java heap of the join's local Flink mini-cluster (without --cluster); "
         "unset: the JVM's default, a quarter of physical memory.",
     )
+    flink_local_gc_time_ratio: int = Field(
+        2,
+        ge=1,
+        le=99,
+        description="G1's GCTimeRatio for the join's local mini-cluster JVM (without --cluster): "
+        "its heap grows only when collecting takes over 1/(1+N) of the time. With the JVM's own "
+        "12 it grows to its maximum, far above the live state (docs/benchmarks.md).",
+    )
     flink_python: Path = Field(
         PROJECT_ROOT / ".venv-flink" / "bin" / "python",
         description="Python of the Flink environment (made by `make setup`).",

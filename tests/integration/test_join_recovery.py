@@ -123,7 +123,10 @@ def test_kill_minus_nine_then_restarts_lose_and_duplicate_nothing(
             what="the first committed results",
         )
         jvm = job_jvm(first)
-        assert [a for a in jvm.cmdline() if a.startswith("-Xmx")] == [f"-Xmx{HEAP}"]
+        assert [a for a in jvm.cmdline() if a.startswith(("-Xmx", "-XX:GCTimeRatio"))] == [
+            f"-XX:GCTimeRatio={settings.flink_local_gc_time_ratio}",
+            f"-Xmx{HEAP}",
+        ]  # the heap's cap and the collector's sizing
         assert any("librocksdbjni" in m.path for m in jvm.memory_maps())  # state in RocksDB
     finally:
         os.killpg(first.pid, signal.SIGKILL)
