@@ -18,8 +18,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 from adstream.dashboard.server import DashboardServer
@@ -43,6 +44,7 @@ _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
 _POLL_S: Final = 0.25
 _STOP_TIMEOUT_S: Final = 300
 _GROUP_TIMEOUT_S: Final = 30
+_PROC: Final = Path("/proc")
 
 
 class Pipeline:
@@ -190,7 +192,7 @@ def _interrupts_deferred() -> Iterator[None]:
 
 
 def _end_group(process: subprocess.Popen[bytes]) -> None:
-    """End what is left of an exited job's process group, and wait until nothing is.
+    """End what is left of an exited job's process group, and wait until nothing of it runs.
 
     Each job leads a group of its own; its JVM outlives it when the job process was stopped
     before it could stop the JVM (e.g. a SIGTERM while it starts).
@@ -200,12 +202,33 @@ def _end_group(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + _GROUP_TIMEOUT_S
-    while True:
+    while _group_runs(process.pid):
         time.sleep(0.1)
+        if time.monotonic() > deadline:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _group_runs(group: int) -> bool:
+    """Whether a process of `group` still runs.
+
+    One that has exited but waits for its parent to reap it (a zombie) does not: an orphaned
+    JVM's parent may be a subreaper that reaps only later, as the benchmarks' harness does.
+    """
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    if not _PROC.is_dir():
+        return True  # no /proc (macOS): zombies count
+    for stat in _PROC.glob("[0-9]*/stat"):
         try:
-            os.killpg(process.pid, signal.SIGKILL if time.monotonic() > deadline else 0)
-        except ProcessLookupError:
-            return
+            state, _, member_of = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        if int(member_of) == group and state != "Z":
+            return True
+    return False
 
 
 def freshness_lag(settings: Settings) -> timedelta | None:

@@ -1,0 +1,46 @@
+"""`adstream run` waits for an exited job's process group to end, and a zombie has ended."""
+
+import subprocess
+import sys
+import textwrap
+
+# Runs in a process of its own: it becomes a subreaper (as bench/harness.py does) that never
+# reaps, so the orphaned child of the group leader stays in the group as a zombie.
+_SCRIPT = textwrap.dedent(
+    """
+    import ctypes, subprocess, sys, time
+    from pathlib import Path
+    from adstream.pipeline import _end_group
+
+    assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    leader = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess; subprocess.Popen(['true'])"],
+        start_new_session=True,
+    )
+    leader.wait()
+
+    def zombies():
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, IndexError):
+                continue
+            if int(group) == leader.pid and state == "Z":
+                yield stat.parent.name
+
+    deadline = time.monotonic() + 30
+    while not any(zombies()):
+        assert time.monotonic() < deadline, "the orphan never exited"
+        time.sleep(0.05)
+    _end_group(leader)
+    print("ended")
+    """
+)
+
+
+def test_a_group_left_with_only_a_zombie_is_ended() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ended"]
