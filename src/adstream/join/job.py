@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from pyflink.common import Configuration, JobClient
 from pyflink.java_gateway import get_gateway
@@ -18,6 +19,7 @@ from adstream.join.params import LOG_PREFIX, RUNNING, STARTED, JoinParams
 
 log = logging.getLogger("adstream.join")
 _STOP_DEADLINE_S = 300.0
+_FINISH_GRACE_S = 30.0
 
 
 def environment_settings(params: JoinParams) -> EnvironmentSettings:
@@ -165,34 +167,70 @@ def main(argv: list[str]) -> int:
     if requested:
         drain = requested[0]
         log.info("stopping with a savepoint%s", ", draining first" if drain else "")
-        path = stop_with_savepoint(job_client, runtime.savepoint_dir, drain=drain)
-        log.info("savepoint: %s", path or "none, the job had ended")
+        stopped = stop_with_savepoint(job_client, runtime.savepoint_dir, drain=drain)
+        log.info("savepoint: %s", stopped.savepoint or "none, the job had ended")
+        if stopped.cancelled:
+            while not _ended(job_client):
+                time.sleep(0.2)
+            log.info("job cancelled after its savepoint")
+            return 0
     result.wait()  # raises when the job failed
     log.info("job finished")
     return 0
 
 
-def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -> str | None:
-    """Stop the job, savepoint in `directory`; PyFlink's own wrapper lacks Flink 2's format.
+class Stopped(NamedTuple):
+    """How a stop with a savepoint ended."""
 
-    None when the job ended meanwhile (finished or failed: its result says which).
-    """
+    savepoint: str | None  # None: the job had ended before it could be stopped
+    cancelled: bool  # it hung after its savepoint and was cancelled
+
+
+def stop_with_savepoint(job_client: JobClient, directory: str, *, drain: bool) -> Stopped:
+    """Stop the job, savepoint in `directory`; PyFlink's own wrapper lacks Flink 2's format."""
     formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
     uri = Path(directory).resolve().as_uri()
+    began = time.time()
     deadline = time.monotonic() + _STOP_DEADLINE_S
     while True:
         try:
-            path: str = job_client._j_job_client.stopWithSavepoint(
-                drain, uri, formats.CANONICAL
-            ).get()
-            return path
+            stopping = job_client._j_job_client.stopWithSavepoint(drain, uri, formats.CANONICAL)
+            while not stopping.isDone():
+                hung = _hung_after_savepoint(Path(directory), began)
+                if hung is not None:
+                    log.warning(
+                        "the job has not finished %.0f s after its savepoint was complete "
+                        "(a checkpoint still pending as its tasks finish never completes with "
+                        "the changelog state backend); cancelling it: the savepoint is "
+                        "complete, and a run restored from it commits what this one did not",
+                        _FINISH_GRACE_S,
+                    )
+                    job_client.cancel().result()
+                    return Stopped(hung.as_uri(), cancelled=True)
+                time.sleep(0.2)
+            return Stopped(stopping.get(), cancelled=False)
         except Exception as error:  # e.g. some task is still starting: ask again
             if time.monotonic() > deadline or "connect to the Java server" in str(error):
                 raise  # the JVM is gone (a SIGTERM to the process group ends it too)
             if _ended(job_client):
-                return None
+                return Stopped(None, cancelled=False)
             log.info("cannot stop yet (%s); retrying", str(error).splitlines()[0][:200])
             time.sleep(1.0)
+
+
+def _hung_after_savepoint(directory: Path, since: float) -> Path | None:
+    """A savepoint completed after `since` (epoch s) over `_FINISH_GRACE_S` ago, if any.
+
+    A job stopped with a savepoint finishes within a second of it; one that has not after the
+    grace hangs in Flink 2.2: a checkpoint triggered as the drain ended (the sinks' writers ask
+    for one) is still pending when the tasks finish, and the changelog's upload of it completes
+    in the task's mailbox, which a finishing task no longer runs.
+    """
+    for metadata in directory.glob("savepoint-*/_metadata"):
+        written = metadata.stat().st_mtime
+        if written >= since and time.time() - written > _FINISH_GRACE_S:
+            return metadata.parent
+    return None
 
 
 def _since(began: float) -> float:
