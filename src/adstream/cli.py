@@ -382,6 +382,9 @@ ENRICH: Final = (
     "enrich_max_batch_records",
     "spark_master",
     "spark_driver_memory",
+    "maintain_interval",
+    "maintain_snapshot_retention",
+    "maintain_orphan_age",
 )
 
 
@@ -403,6 +406,29 @@ def enrich(context: click.Context, /, bounded: bool, **flags: Any) -> None:
 
     settings = build_settings(context, flags)
     run_enrich(settings, bounded=bounded)
+
+
+@cli.command()
+@settings_options(
+    *LAKEHOUSE,
+    "lib_dir",
+    "spark_master",
+    "spark_driver_memory",
+    "maintain_snapshot_retention",
+    "maintain_orphan_age",
+)
+@click.pass_context
+def maintain(context: click.Context, /, **flags: Any) -> None:
+    """Maintain the Iceberg tables (docs/maintain.md); safe while the enrichment writes them.
+
+    Compacts small data files, rewrites manifests, expires snapshots older than the retention
+    (never one the enrichment still reads) and removes unreferenced files; prints, per table,
+    data files, bytes, manifests and snapshots before and after.
+    """
+    from adstream.enrich.maintain import maintain_lakehouse
+
+    for line in maintain_lakehouse(build_settings(context, flags)):
+        click.echo(line)
 
 
 PACKAGE: Final = (

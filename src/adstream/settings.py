@@ -281,6 +281,24 @@ class Settings(BaseSettings):
         "1g", pattern=r"^\d+[mg]$", description="Java heap of the Spark driver."
     )
 
+    # Table maintenance (`adstream maintain`, and the enrichment on an interval; docs/maintain.md).
+    maintain_snapshot_retention: Seconds = Field(
+        timedelta(hours=1),
+        description="Snapshots older than this are expired (seconds); the newest that records "
+        "the enrichment's positions is always kept.",
+    )
+    maintain_orphan_age: Seconds = Field(
+        timedelta(days=3),
+        ge=timedelta(days=1),
+        description="Unreferenced files older than this are removed (seconds; at least a day, "
+        "so no write in progress is taken for an orphan).",
+    )
+    maintain_interval: Seconds = Field(
+        timedelta(minutes=10),
+        description="The enrichment maintains the tables this often while it runs (seconds; 0: "
+        "never).",
+    )
+
     # Dashboard (`adstream dashboard`, also started by `adstream run`; docs/dashboard.md).
     dashboard_host: str = Field(
         "127.0.0.1",

@@ -39,6 +39,8 @@ from adstream.services.kinesis import ensure_streams, shard_number
 from adstream.services.kinesis_poller import MAX_RECORDS_PER_CALL, ShardPoller
 from adstream.services.process import wait_until
 from adstream.settings import Settings
+from tests.cli import adstream
+from tests.conftest import aws_env
 from tests.integration.test_enrich import (
     T0,
     Sent,
@@ -148,6 +150,15 @@ def test_outcomes_are_written_exactly_once_by_identity(
             assert item.sequence_number is not None
             last[item.partition] = max(last.get(item.partition, 0), int(item.sequence_number))
     assert committed_offsets(table, "kinesis") == {JOINED_TOPIC: last}
+
+    # Maintenance on Glue and S3 (retention 0) keeps what the next run reads: the positions, and
+    # the base-table snapshots campaign_metrics_minute has summed up to.
+    maintain = adstream(
+        "maintain", env=aws_env(settings) | {"ADSTREAM_MAINTAIN_SNAPSHOT_RETENTION": "0"}
+    )
+    assert maintain.returncode == 0, maintain.stderr
+    assert "enriched_ad_data: data files" in maintain.stdout
+    assert_tables(settings, sent_a)
 
     # The join restarts and writes batch A again, then new outcomes, each of them twice in a
     # row (copies within one batch): the tables take in the new ones, once.

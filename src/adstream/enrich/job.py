@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -26,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from adstream.enrich.kinesis_reader import read_kinesis
+from adstream.enrich.maintain import Maintainer, Retention
 from adstream.enrich.offsets import (
     OffsetMap,
     all_committed_offsets,
@@ -202,10 +204,26 @@ def run(spark: SparkSession, params: EnrichParams, signals: Signals) -> None:
     """
     if params.warm_up_dir is not None:  # its first batch holds the first results a user waits for
         warm_up(spark, rules(params), Path(params.warm_up_dir))
-    if params.source == "kinesis":
-        read_kinesis(spark, params, signals, rules(params))
-    else:
-        read_kafka(spark, params, signals)
+    maintainer = None
+    if not params.bounded and params.maintain_interval_ms > 0:
+        maintainer = Maintainer(
+            spark,
+            lambda: connect(params.catalog_type, params.catalog_properties),
+            Retention(
+                snapshots=timedelta(milliseconds=params.snapshot_retention_ms),
+                orphans=timedelta(milliseconds=params.orphan_age_ms),
+            ),
+            timedelta(milliseconds=params.maintain_interval_ms),
+        )
+        maintainer.start()
+    try:
+        if params.source == "kinesis":
+            read_kinesis(spark, params, signals, rules(params))
+        else:
+            read_kafka(spark, params, signals)
+    finally:
+        if maintainer is not None:
+            maintainer.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

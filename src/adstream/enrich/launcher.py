@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from adstream.enrich.params import EXIT_LOCKED, EnrichParams, OutcomeStreams
@@ -57,15 +58,22 @@ def enrich_params(
         catalog_properties=catalog_properties(settings),
         checkpoint_dir=checkpoint_location,
         lock_file=lock_file,
-        trigger_interval_ms=round(settings.enrich_trigger_interval.total_seconds() * 1000),
+        trigger_interval_ms=_ms(settings.enrich_trigger_interval),
         max_batch_records=settings.enrich_max_batch_records,
         bounded=bounded,
         premium_threshold=str(settings.premium_threshold),
         revenue_multiplier=str(settings.revenue_multiplier),
         source=streams.source,
         aws_settings=streams.aws_settings,
+        maintain_interval_ms=_ms(settings.maintain_interval),
+        snapshot_retention_ms=_ms(settings.maintain_snapshot_retention),
+        orphan_age_ms=_ms(settings.maintain_orphan_age),
         warm_up_dir=warm_up_dir,
     )
+
+
+def _ms(duration: timedelta) -> int:
+    return round(duration.total_seconds() * 1000)
 
 
 def local_params(settings: Settings, streams: OutcomeStreams, *, bounded: bool) -> EnrichParams:

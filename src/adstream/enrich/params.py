@@ -59,6 +59,10 @@ class EnrichParams:
     """Where the outcome records are read: Kafka (`bootstrap_servers`, `partitions`) or Kinesis
     (`aws_settings`)."""
     aws_settings: dict[str, Any] = field(default_factory=dict)
+    maintain_interval_ms: int = 0
+    """Maintain the tables this often while the query runs endless (0: never; docs/maintain.md)."""
+    snapshot_retention_ms: int = 3_600_000
+    orphan_age_ms: int = 3 * 86_400_000
     warm_up_dir: str | None = None
     """Scratch folder where the job first warms its write path up (`adstream.enrich.warmup`);
     None: no warm-up (bounded runs, and Glue, where no one waits for a first result)."""
