@@ -39,12 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMPACTION_OPTIONS: Final = {
-    # Any partition with two small files or more is compacted...
+    # Any partition with two small files or more is compacted, into files of Iceberg's target
+    # size (512 MiB); files under 75 % of it are small. A day still being written thus has its
+    # newest file rewritten with what arrived since, until it is big: at a few thousand events
+    # a second, a few dozen files a day, each byte rewritten two or three times.
     "min-input-files": "2",
-    # ...into files of up to 128 MiB; files of 32 MiB or more are left as they are, so a day
-    # being written is not rewritten whole by every run.
-    "target-file-size-bytes": str(128 << 20),
-    "min-file-size-bytes": str(32 << 20),
     # Each group of files commits on its own: one that conflicts with a concurrent commit
     # fails alone, and the next run takes it up again.
     "partial-progress.enabled": "true",
