@@ -221,14 +221,20 @@ def _group_runs(group: int) -> bool:
         return False
     if not _PROC.is_dir():
         return True  # no /proc (macOS): zombies count
+    return any(state != "Z" for state in group_states(group).values())
+
+
+def group_states(group: int) -> dict[int, str]:
+    """The processes of `group` by pid, each with its state letter (`Z` for a zombie)."""
+    states = {}
     for stat in _PROC.glob("[0-9]*/stat"):
         try:
             state, _, member_of = stat.read_text().rsplit(")", 1)[1].split()[:3]
         except (OSError, IndexError):
             continue  # it ended meanwhile
-        if int(member_of) == group and state != "Z":
-            return True
-    return False
+        if int(member_of) == group:
+            states[int(stat.parent.name)] = state
+    return states
 
 
 def freshness_lag(settings: Settings) -> timedelta | None:

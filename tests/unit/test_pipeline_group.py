@@ -9,8 +9,7 @@ import textwrap
 _SCRIPT = textwrap.dedent(
     """
     import ctypes, subprocess, sys, time
-    from pathlib import Path
-    from adstream.pipeline import _end_group
+    from adstream.pipeline import _end_group, group_states
 
     assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     leader = subprocess.Popen(
@@ -19,17 +18,8 @@ _SCRIPT = textwrap.dedent(
     )
     leader.wait()
 
-    def zombies():
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-            except (OSError, IndexError):
-                continue
-            if int(group) == leader.pid and state == "Z":
-                yield stat.parent.name
-
     deadline = time.monotonic() + 30
-    while not any(zombies()):
+    while "Z" not in group_states(leader.pid).values():
         assert time.monotonic() < deadline, "the orphan never exited"
         time.sleep(0.05)
     _end_group(leader)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from adstream.enrich.params import EXIT_LOCKED, EnrichParams, OutcomeStreams
-from adstream.enrich.session import spark_conf
+from adstream.enrich.session import spark_conf, spark_home
 from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import catalog_properties, ensure_tables, row_counts
 from adstream.platform import outcome_streams
@@ -17,11 +17,6 @@ from adstream.services import aws
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def spark_home(settings: Settings) -> Path:
-    """Checkpoint, parameters and logs of the enrichment job live here."""
-    return settings.data_dir.resolve() / "spark"
 
 
 def checkpoint_dir(settings: Settings) -> Path:

@@ -26,9 +26,9 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 from pyspark.sql import SparkSession
 
-from adstream.enrich.launcher import job_environment, spark_home
+from adstream.enrich.launcher import job_environment
 from adstream.enrich.offsets import POSITIONS_PROPERTY, SUMMED_PROPERTY, summed_snapshots
-from adstream.enrich.session import build_session, spark_conf
+from adstream.enrich.session import build_session, spark_conf, spark_home
 from adstream.enrich.writer import table_name
 from adstream.lakehouse.catalog import CATALOG_NAME, load_table, open_catalog
 from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE, TABLES, TableDefinition

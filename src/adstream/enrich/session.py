@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -18,6 +19,11 @@ _SPARK_JARS = (
     "commons-pool2",
     "sqlite-jdbc",
 )
+
+
+def spark_home(settings: Settings) -> Path:
+    """Checkpoint, parameters and logs of the enrichment job live here."""
+    return settings.data_dir.resolve() / "spark"
 
 
 def base_conf(master: str) -> dict[str, str]:
@@ -51,6 +57,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         **base_conf(settings.spark_master),
         "spark.app.name": "adstream-enrich",
         "spark.driver.memory": settings.spark_driver_memory,
+        # Scratch files (shuffle, and a copy of every jar) in the data directory, not in /tmp,
+        # where a killed JVM would leave them.
+        "spark.local.dir": str(spark_home(settings) / "scratch"),
         "spark.jars": ",".join(str(jar) for jar in jars),
         "spark.sql.extensions": (
             "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
