@@ -4,6 +4,7 @@ The endless runs keep their state in RocksDB under a capped heap (the defaults, 
 an uncapped heap, are what every other join test runs, and the bounded finish here).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -27,10 +28,12 @@ from adstream.services.process import wait_until
 from adstream.settings import Settings
 from tests.cli import ADSTREAM, adstream, interruptible
 from tests.conftest import instance_env
+from tests.integration.test_join import at, click, impression
 from tests.join_harness import (
     assert_same_outputs,
     expected_outputs,
     join_settings,
+    produce,
     read_outputs,
     recreate_topics,
 )
@@ -158,21 +161,29 @@ def test_kill_minus_nine_then_restarts_lose_and_duplicate_nothing(
     assert_same_outputs(read_outputs(settings), expected)
 
 
-def sources_idle_for(rest: FlinkRest, milliseconds: int) -> bool:
-    """Whether every source of the running job has read no record for `milliseconds`."""
+def source_idle_times(rest: FlinkRest) -> dict[str, int]:
+    """Milliseconds since each source of the running job read a record, by vertex name."""
     try:
         job_id = rest.running_job()
     except AdstreamError:
-        return False
+        return {}
     if job_id is None:
-        return False
-    idle = []
+        return {}
+    idle = {}
     for vertex in rest.rest("GET", f"/jobs/{job_id}")["vertices"]:
         if vertex["name"].startswith("Source:"):
             path = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
             names = [m["id"] for m in rest.rest("GET", path) if m["id"].endswith(".sourceIdleTime")]
             query = urllib.parse.urlencode({"get": ",".join(names)})
-            idle += [int(m["value"]) for m in rest.rest("GET", f"{path}?{query}")]
+            values = [int(m["value"]) for m in rest.rest("GET", f"{path}?{query}")]
+            if values:
+                idle[vertex["name"]] = min(values)
+    return idle
+
+
+def sources_idle_for(rest: FlinkRest, milliseconds: int) -> bool:
+    """Whether every source of the running job has read no record for `milliseconds`."""
+    idle = source_idle_times(rest).values()
     return len(idle) == 2 and min(idle) > milliseconds
 
 
@@ -227,3 +238,51 @@ def test_a_drain_while_every_source_is_idle_keeps_results_pending_for_a_bounded_
 
     run_join(settings, bounded=True)
     assert_same_outputs(read_outputs(settings), expected)
+
+
+def test_a_click_behind_the_watermark_while_its_stream_was_idle_is_late_not_lost(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    """While no click comes the join's watermark follows the impressions alone. A click that
+    then arrives behind it, though on time in its own partition, is a `late_event`: the join's
+    operator would drop it without a trace (a row behind its watermark)."""
+    idle_timeout = timedelta(seconds=2)
+    settings = join_settings(kafka, tmp_path / "idle-stream", idle_timeout=idle_timeout)
+    recreate_topics(settings, partitions=1)
+    produce(
+        settings,
+        [
+            ("impressions", json.dumps(impression("x", at(0, 0))), "x"),
+            ("clicks", json.dumps(click("elsewhere", at(0, 0))), "elsewhere"),
+        ],
+    )
+    job = launcher.start_join(settings, bounded=False, detached=True)
+    try:
+        rest = local_rest(settings)
+        wait_until(
+            lambda: job.poll() is None
+            and any(
+                name.startswith("Source: clicks") and idle > 3 * idle_timeout.total_seconds() * 1000
+                for name, idle in source_idle_times(rest).items()
+            ),
+            timeout=600,
+            what="the clicks stream to be idle",
+        )
+        # Two minutes on: the impressions alone move the watermark past x.
+        produce(settings, [("impressions", json.dumps(impression("y", at(0, 120))), "y")])
+        wait_until(
+            lambda: read_outputs(settings).unique_impressions == [(0, 0)],
+            timeout=300,
+            what="impression x to be decided",
+        )
+        # A click on x, 10 s after it: within D of its own partition's newest click.
+        produce(settings, [("clicks", json.dumps(click("x", at(0, 10))), "x")])
+        wait_until(
+            lambda: read_outputs(settings).outcome_of("clicks", 0, 1) == ["late_event"],
+            timeout=120,
+            what="the click on x to be rejected as late (not dropped)",
+        )
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert read_outputs(settings).joined == []

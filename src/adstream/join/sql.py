@@ -13,13 +13,15 @@ The plan, for each input stream:
    or Kinesis shard number and sequence number: `adstream.join.streams`) and its produce
    timestamp; `rt` is the event time when it parses and is not too far in the future (epoch 0
    otherwise, so no such record moves the watermark).
-2. `<stream>_checked`: the record's fields, the first failing validation rule (`reason`,
+2. `events_checked`, over both streams as one (`input_events`), and `<stream>_checked`, its
+   records of one stream: the record's fields, the first failing validation rule (`reason`,
    `detail`), and the partition watermark: the largest valid event time seen so far in the
    record's own partition (or shard). A valid record more than D behind it is late. This is
    deterministic (it depends only on the order within a partition), so `adstream verify` can
-   recompute it exactly; as a safety net a record at or behind the operator watermark (which can
-   only be ahead of the partition watermark after an idle partition wakes up) is late too, so
-   the operators below never drop one silently.
+   recompute it exactly; as a safety net a record at or behind the operator watermark is late
+   too, so the operators below never drop one silently. That watermark is both streams'
+   together, as the join's operator sees it; it can only be ahead of the partition watermark
+   after an idle partition wakes up, or while a whole stream is idle.
 
 Then on-time impressions and on-time clicks, each keyed by impression_id, go to one keyed
 operator, the process table function `adstream_join` (java/.../AdJoin.java), which decides in
@@ -58,6 +60,10 @@ values in that order, or NULL when not one JSON object."""
 EVENT_TIME: Final = "adstream_event_time"
 """SQL function: tagged value [, latest allowed] -> TIMESTAMP_LTZ(3), NULL unless a string
 holding a valid time (not after the latest allowed)."""
+INPUT_EVENTS: Final = "input_events"
+"""Both input streams' records, each with the name of its stream (`source_stream`)."""
+CHECKED_EVENTS: Final = "events_checked"
+"""Every input record with its fields, its failing rule if any, and whether it is late."""
 JOIN: Final = "adstream_join"
 """Process table function: on-time impressions and clicks, each partitioned by impression_id ->
 one row per event with its outcome (unique or duplicate impression, attributed, duplicate or
@@ -226,41 +232,82 @@ def _validation_rules(
     return rules
 
 
-def checked_view(stream: Stream, params: JoinParams) -> str:
+def input_events_view() -> str:
+    """Both input streams as one: each record with its stream's name (`source_stream`).
+
+    One stream, so that the watermark the checked records are compared with is the one the
+    join's operator will see: both streams' together (one called idle left out), not the
+    record's own stream's alone.
+    """
+    branches = [
+        f"SELECT '{stream}' AS source_stream, payload, source_partition, source_offset, "
+        f"source_sequence_number, produced_at, proc_time, rt FROM {stream}_source"
+        for stream in INPUT_STREAMS
+    ]
+    return f"CREATE TEMPORARY VIEW {INPUT_EVENTS} AS " + " UNION ALL ".join(branches)
+
+
+def checked_view(params: JoinParams) -> str:
     """Each record with its fields, its first failing rule (or NULL) and whether it is late.
 
     The record is parsed below the per-partition OVER aggregate, which keeps the planner from
-    inlining (and so repeating) the parse in every rule that reads the fields.
+    inlining (and so repeating) the parse in every rule that reads the fields. The aggregate is
+    partitioned by stream and partition together (as one number, which also keeps the planner
+    from splitting the streams again below it).
     """
-    rules = _validation_rules(INPUT_STREAMS[stream].fields, params.future_bound_ms)
-    reason = "CASE " + " ".join(f"WHEN {c} THEN '{r.value}'" for c, r, _ in rules) + " END"
-    detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in rules) + " END"
+    reason, detail = [], []
+    for stream, spec in INPUT_STREAMS.items():
+        rules = _validation_rules(spec.fields, params.future_bound_ms)
+        reason.append(
+            f"WHEN '{stream}' THEN CASE "
+            + " ".join(f"WHEN {c} THEN '{r.value}'" for c, r, _ in rules)
+            + " END"
+        )
+        detail.append(
+            f"WHEN '{stream}' THEN CASE "
+            + " ".join(f"WHEN {c} THEN {d}" for c, _, d in rules)
+            + " END"
+        )
     late_by = seconds(params.out_of_orderness_ms)
+    stream_number = " ".join(
+        f"WHEN '{stream}' THEN {number}" for number, stream in enumerate(INPUT_STREAMS)
+    )
     return f"""
-CREATE TEMPORARY VIEW {stream}_checked AS
+CREATE TEMPORARY VIEW {CHECKED_EVENTS} AS
 SELECT *,
   reason IS NULL AND COALESCE(
     rt < partition_watermark_base - {late_by} OR rt <= CURRENT_WATERMARK(rt), FALSE) AS is_late
 FROM (
-  SELECT payload, fields, source_partition, source_offset, source_sequence_number, rt,
-    partition_watermark_base,
-    {reason} AS reason,
-    {detail} AS detail
+  SELECT source_stream, payload, fields, source_partition, source_offset,
+    source_sequence_number, rt, partition_watermark_base,
+    CASE source_stream {" ".join(reason)} END AS reason,
+    CASE source_stream {" ".join(detail)} END AS detail
   FROM (
     SELECT *, {EVENT_TIME}({_field("fields", "event_time")}) AS event_time_parsed
     FROM (
       SELECT *,
         MAX(NULLIF(rt, {EPOCH})) OVER (
-          PARTITION BY source_partition ORDER BY proc_time
+          PARTITION BY stream_partition ORDER BY proc_time
           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_watermark_base
       FROM (
-        SELECT payload, source_partition, source_offset, source_sequence_number, produced_at,
-          proc_time, rt, {_parsed("payload")} AS fields
-        FROM {stream}_source
+        SELECT source_stream, payload, source_partition, source_offset, source_sequence_number,
+          produced_at, proc_time, rt, {_parsed("payload")} AS fields,
+          source_partition * {len(INPUT_STREAMS)} + CASE source_stream {stream_number} END
+            AS stream_partition
+        FROM {INPUT_EVENTS}
       )
     )
   )
 )"""
+
+
+def stream_checked_views() -> list[str]:
+    """`<stream>_checked`: the checked records of one stream."""
+    return [
+        f"CREATE TEMPORARY VIEW {stream}_checked AS "
+        f"SELECT * FROM {CHECKED_EVENTS} WHERE source_stream = '{stream}'"
+        for stream in INPUT_STREAMS
+    ]
 
 
 def join_options(params: JoinParams) -> dict[str, str]:
@@ -427,6 +474,6 @@ FROM {DECIDED_VIEW} WHERE outcome = '{Outcome.UNMATCHED_CLICK}'""",
 def statements(params: JoinParams) -> list[str]:
     """Every function, DDL and view, in order, before `DECIDED_VIEW` and the INSERTs."""
     ddl = [*functions(), *(source_ddl(stream, params) for stream in INPUT_STREAMS)]
-    ddl += [checked_view(stream, params) for stream in INPUT_STREAMS]
+    ddl += [input_events_view(), checked_view(params), *stream_checked_views()]
     ddl += on_time_views()
     return ddl + sink_ddls(params)
