@@ -63,11 +63,12 @@ class KafkaSink:
         """Queue records, waiting for the producer when its buffer is full."""
         produce, poll = self.producer.produce, self.producer.poll
         for index, (topic, key, value) in enumerate(zip(topics, keys, values, strict=True)):
-            try:
-                produce(topic, value, key)
-            except BufferError:
-                poll(0.05)
-                produce(topic, value, key)
+            while True:
+                try:
+                    produce(topic, value, key)
+                    break
+                except BufferError:  # full: wait for acknowledgements (or delivery timeouts)
+                    poll(0.05)
             if index % _POLL_EVERY == 0:
                 poll(0)
         self._raise_on_failure()
