@@ -69,8 +69,8 @@ test: setup ## Run the whole test suite (JUnit, then the Python unit and integra
 	$(MVN) -f java/pom.xml test -Dadstream.python=$(CURDIR)/$(BIN)/python
 	$(BIN)/pytest --durations=15
 
-test-unit: setup ## Run the fast tests only (no JVM)
-	$(BIN)/pytest -m "not integration"
+test-unit: setup ## Run the fast tests only (tests/unit: no JVM)
+	$(BIN)/pytest tests/unit
 
 lint: setup ## Lint, format check and type check
 	$(BIN)/ruff check src tests bench deploy

@@ -4,6 +4,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 from pyspark.sql import SparkSession
@@ -13,6 +14,23 @@ from adstream.settings import ENV_PREFIX, Settings, load_settings
 
 # Assertions in the shared harness explain their failures like those in test modules.
 pytest.register_assert_rewrite("tests.join_harness")
+
+UNIT_TESTS: Final = Path(__file__).parent / "unit"
+JVM_FIXTURES: Final = frozenset({"kafka", "spark"})
+"""The fixtures that start a JVM (the broker, a Spark session): integration tests only."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep tests/unit fast: a test there that starts a JVM is refused before anything runs."""
+    for item in items:
+        if not item.path.is_relative_to(UNIT_TESTS):
+            continue
+        jvm = sorted(JVM_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if jvm or item.get_closest_marker("integration"):
+            raise pytest.UsageError(
+                f"{item.nodeid} starts a JVM ({', '.join(jvm) or 'integration'}): "
+                "move it to tests/integration"
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -73,7 +73,8 @@ def test_kill_minus_nine_then_restart_writes_every_row_once(
     finally:
         os.killpg(endless.pid, signal.SIGKILL)
         endless.wait()
-    assert sum(row_counts(settings).values()) < sum(expected.counts.values())  # mid-stream
+    # Mid-stream: fewer outcome records stored than expected, counted the same way.
+    assert stored_tally(settings).counts.total() < expected.counts.total()
 
     result = adstream("enrich", "--bounded", env=env, timeout=600)
     assert result.returncode == 0, result.stderr

@@ -1,10 +1,6 @@
-"""The enrichment rules (SPEC section 5) on small DataFrames, one row per case.
+"""The enrichment rules (SPEC section 5) on small DataFrames, one row per case (a local Spark
+session: integration)."""
 
-The tests that need a JVM (a local Spark session) carry the integration marker, so `make
-test-unit` stays JVM-free; `make test` runs them all.
-"""
-
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,14 +12,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
 from adstream.enrich.decode import spark_type
-from adstream.enrich.offsets import (
-    TABLE_SOURCES,
-    format_offsets,
-    merge,
-    missing_tables,
-    parse_offsets,
-    starting_offsets,
-)
 from adstream.enrich.rules import (
     REJECTION_DETAIL,
     EnrichRules,
@@ -33,7 +21,7 @@ from adstream.enrich.rules import (
 from adstream.events.schema import money
 from adstream.lakehouse.tables import ENRICHED_AD_DATA_TABLE, JOINED_COLUMNS
 
-needs_spark = pytest.mark.integration
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 DEFAULT_RULES = EnrichRules()
@@ -102,7 +90,6 @@ PLATFORMS = [
 ]
 
 
-@needs_spark
 def test_platform_category(spark: SparkSession) -> None:
     rows = [joined_row(impression_id=f"i{n}", platform=p) for n, (p, _) in enumerate(PLATFORMS)]
     actual = [(row["platform"], row["platform_category"]) for row in enriched(spark, rows)]
@@ -120,7 +107,6 @@ PREMIUM = [
 ]
 
 
-@needs_spark
 def test_is_premium_ad_above_the_threshold_only(spark: SparkSession) -> None:
     for rules in dict.fromkeys(rules for rules, _, _ in PREMIUM):
         cases = [(bid, premium) for r, bid, premium in PREMIUM if r == rules]
@@ -147,7 +133,6 @@ REVENUE = [
 ]
 
 
-@needs_spark
 def test_click_revenue_is_exact_and_rounded_half_up(spark: SparkSession) -> None:
     for multiplier in dict.fromkeys(multiplier for _, multiplier, _ in REVENUE):
         cases = [(price, revenue) for price, m, revenue in REVENUE if m == multiplier]
@@ -177,7 +162,6 @@ DURATIONS = [
 ]
 
 
-@needs_spark
 def test_engagement_duration_in_seconds_to_the_millisecond(spark: SparkSession) -> None:
     rows = [
         joined_row(impression_id=f"i{n}", impression_time=shown, click_time=clicked)
@@ -187,7 +171,6 @@ def test_engagement_duration_in_seconds_to_the_millisecond(spark: SparkSession) 
     assert actual == [seconds for _, _, seconds in DURATIONS]
 
 
-@needs_spark
 def test_enriched_rows_have_the_table_columns_and_types(spark: SparkSession) -> None:
     result = enrich(joined_frame(spark, [joined_row()]), DEFAULT_RULES)
     assert [(f.name, f.dataType) for f in result.schema.fields] == [
@@ -202,7 +185,6 @@ def test_enriched_rows_have_the_table_columns_and_types(spark: SparkSession) -> 
     assert row["platform_category"] == "Mobile"
 
 
-@needs_spark
 def test_processed_time_is_now_to_the_millisecond(spark: SparkSession) -> None:
     before = time.time_ns() // 1_000_000
     result = enrich(joined_frame(spark, [joined_row()]), DEFAULT_RULES)
@@ -241,7 +223,6 @@ INVALID = [
 ]
 
 
-@needs_spark
 def test_each_invalid_row_is_rejected_with_the_rule_it_breaks(spark: SparkSession) -> None:
     valid = [
         joined_row(impression_id="valid"),
@@ -255,48 +236,3 @@ def test_each_invalid_row_is_rejected_with_the_rule_it_breaks(spark: SparkSessio
 
     assert kept == ["click-at-impression-time", "valid"]
     assert rejected == {f"case-{n}": detail for n, (_, detail) in enumerate(INVALID)}
-
-
-def test_offsets_merge_to_the_highest_per_partition() -> None:
-    first = {"joined_output": {0: 5, 1: 2}}
-    second = {"joined_output": {0: 3, 1: 9}, "rejected_events": {0: 1}}
-    merged = merge(first, second)
-    assert merged == {"joined_output": {0: 5, 1: 9}, "rejected_events": {0: 1}}
-    assert parse_offsets(format_offsets(merged)) == merged
-    assert format_offsets(merged) == '{"joined_output":{"0":5,"1":9},"rejected_events":{"0":1}}'
-
-
-def test_without_checkpoint_each_partition_resumes_after_its_slowest_table() -> None:
-    committed = {
-        "enriched_ad_data": {"joined_output": {0: 10, 1: 7}},
-        "rejected_events": {"joined_output": {0: 4}, "rejected_events": {0: 2, 1: 3}},
-        "impressions": {"unique_impressions": {0: 0}},
-        "unmatched_clicks": {},
-        "campaign_metrics_minute": {"joined_output": {0: 6}, "unique_impressions": {0: 3}},
-    }
-    partitions = {
-        "joined_output": 2,
-        "unique_impressions": 2,
-        "unmatched_clicks": 1,
-        "rejected_events": 2,
-    }
-    assert json.loads(starting_offsets(committed, partitions)) == {
-        # rejected_events has taken joined_output up to 4 in partition 0, nothing in 1
-        "joined_output": {"0": 5, "1": -2},
-        "unique_impressions": {"0": 1, "1": -2},
-        "unmatched_clicks": {"0": -2},
-        "rejected_events": {"0": 3, "1": 4},
-    }
-
-
-def test_a_table_that_missed_what_the_others_took_in_is_found() -> None:
-    base = {
-        "enriched_ad_data": {"joined_output": {0: 10}},
-        "rejected_events": {"joined_output": {0: 10}},
-        "impressions": {"unique_impressions": {0: 3}},
-        "unmatched_clicks": {},  # its topic had nothing yet: not missing
-    }
-    assert missing_tables(base) == ["campaign_metrics_minute"]  # added by an upgrade
-    both = base | {"campaign_metrics_minute": {"joined_output": {0: 10}}}
-    assert missing_tables(both) == []
-    assert missing_tables({}) == list(TABLE_SOURCES)  # the tables are gone
