@@ -72,11 +72,16 @@ test: setup ## Run the whole test suite (JUnit, then the Python unit and integra
 test-unit: setup ## Run the fast tests only (tests/unit: no JVM)
 	$(BIN)/pytest tests/unit
 
+# The benchmarks run as scripts, each with its own folder first on sys.path: bench/*.py import
+# each other (and contenders.output_table), bench/contenders/*.py each other by bare name. One
+# mypy call would find contenders/output_table.py under both names, hence one call for each.
 lint: setup ## Lint, format check and type check
 	$(BIN)/ruff check src tests bench deploy
 	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/mypy deploy/adstream_msf/main.py deploy/glue/adstream_enrich.py
+	$(BIN)/mypy bench/*.py
+	MYPYPATH=bench/contenders $(BIN)/mypy --explicit-package-bases bench/contenders
 
 format: setup ## Format the code
 	$(BIN)/ruff format src tests bench deploy

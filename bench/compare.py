@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import psutil
-from pyiceberg.expressions import GreaterThanOrEqual
+from pyiceberg.expressions import GreaterThanOrEqual, Reference
+from pyiceberg.expressions.literals import literal
 
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import CLICKS_TOPIC
@@ -342,7 +343,8 @@ def poll_visibility(settings: Settings, since: datetime, stop: threading.Event) 
     visibility = Visibility({})
     last_error = ""
     scan = Scan(
-        GreaterThanOrEqual("click_time", since.isoformat()), ("impression_id", "click_time")
+        GreaterThanOrEqual(term=Reference("click_time"), value=literal(since.isoformat())),
+        ("impression_id", "click_time"),
     )
     while not stop.is_set():
         began = time.time()
@@ -458,9 +460,9 @@ def freshness_run(rate: int, plan: Plan, workdir: Path, number: int) -> dict[str
         )
         started = datetime.now(UTC)
         stop = threading.Event()
-        result: dict[str, Visibility] = {}
+        polled: dict[str, Visibility] = {}
         poller = threading.Thread(
-            target=lambda: result.setdefault("v", poll_visibility(settings, started, stop))
+            target=lambda: polled.setdefault("v", poll_visibility(settings, started, stop))
         )
         poller.start()
         run_log = workdir / f"fresh-{rate}-{number}.log"
@@ -485,7 +487,7 @@ def freshness_run(rate: int, plan: Plan, workdir: Path, number: int) -> dict[str
         produced = produced_at(settings)
     finally:
         subprocess.run([ADSTREAM, "down"], env=env, check=False, capture_output=True)
-    visibility = result["v"]
+    visibility = polled["v"]
     pairs = [
         (produced[k], seen - produced[k]) for k, seen in visibility.seen.items() if k in produced
     ]

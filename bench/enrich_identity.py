@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from adstream.enrich import writer as writer_module
-from adstream.enrich.identity import rejection_lookback
+from adstream.enrich.identity import rejection_lookback, unseen
 from adstream.enrich.kinesis_reader import outcome_frame
 from adstream.enrich.offsets import all_committed_offsets
 from adstream.enrich.rules import EnrichRules
@@ -49,10 +49,11 @@ RESULTS: Final = Path(__file__).parent / "results" / "enrich_identity.json"
 T0: Final = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN: Final = timedelta(days=2)
 SEQUENCE_BASE: Final = 49590338271490256608559692538361571095921575989136588898
-REAL_UNSEEN: Final = writer_module.unseen
 BASE_TABLES: Final = ("enriched_ad_data", "impressions", "unmatched_clicks", "rejected_events")
 SHARE: Final = {JOINED_TOPIC: 0.4, IMPRESSIONS_OUT_TOPIC: 0.4, UNMATCHED_CLICKS_TOPIC: 0.1}
 """Of each batch's records; the rest are rejections."""
+
+JsonValue = str | int | float | None
 
 
 def iso(moment: datetime) -> str:
@@ -61,11 +62,12 @@ def iso(moment: datetime) -> str:
 
 def outcome(topic: str, n: int, at: datetime) -> str:
     """The JSON the join writes for outcome number `n` of `topic`, at event time `at`."""
-    common = {"ad_id": f"ad-{n % 500}", "campaign_id": f"cmp-{n % 200}"}
+    common: dict[str, JsonValue] = {"ad_id": f"ad-{n % 500}", "campaign_id": f"cmp-{n % 200}"}
     common |= {"publisher_id": f"pub-{n % 400}", "geo_location": "US", "device_type": "phone"}
     common |= {"platform": ("iOS", "web", "tablet", "ctv", "android")[n % 5]}
-    source = {"source_partition": n % 4, "source_offset": None}
+    source: dict[str, JsonValue] = {"source_partition": n % 4, "source_offset": None}
     source["source_sequence_number"] = str(SEQUENCE_BASE + n)
+    record: dict[str, JsonValue]
     if topic == JOINED_TOPIC:
         record = common | {"impression_id": f"imp-{n}", "ad_type": "video"}
         record |= {"impression_time": iso(at - timedelta(seconds=n % 90)), "click_time": iso(at)}
@@ -118,6 +120,14 @@ def pass_through(rows: Any, *_: Any) -> Any:
     return rows
 
 
+def use_identity_check(check: bool) -> None:
+    """The writer's `unseen`, or `pass_through` in its place.
+
+    The writer imports `unseen` by name, so it is swapped in the writer's module namespace.
+    """
+    vars(writer_module)["unseen"] = unseen if check else pass_through
+
+
 def timed(write: BatchWriter, spark: Any, records: list[ShardRecord], batch_id: int) -> float:
     began = time.monotonic()
     write(outcome_frame(spark, records), batch_id)
@@ -131,11 +141,11 @@ def check_seconds(write: BatchWriter, batch: Any, first: bool) -> float:
         if table.name not in BASE_TABLES:
             continue
         for check in (first, not first):
-            writer_module.unseen = REAL_UNSEEN if check else pass_through
+            use_identity_check(check)
             began = time.monotonic()
             write.rows(table, batch).count()
             spent[check] += time.monotonic() - began
-    writer_module.unseen = REAL_UNSEEN
+    use_identity_check(True)
     return spent[True] - spent[False]
 
 

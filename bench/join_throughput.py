@@ -50,6 +50,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as root:
         settings = load_settings(
+            config_file=None,
             seed=7,
             rate=0,
             start_time=datetime(2026, 11, 1, tzinfo=UTC),

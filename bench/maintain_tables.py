@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -115,16 +116,14 @@ def dashboard_queries(settings: Settings, newest: datetime) -> dict[str, Callabl
     for minutes in (queries.DEFAULT_WINDOW_MINUTES, queries.MAX_WINDOW_MINUTES):
         window = queries.Window(minutes, newest)
         found |= {
-            f"summary {minutes} min": lambda w=window: queries.summary(settings, w),
-            f"time series {minutes} min": lambda w=window: queries.time_series(settings, w),
-            f"top campaigns {minutes} min": lambda w=window: queries.top(
-                settings, w, "campaign", 10
+            f"summary {minutes} min": partial(queries.summary, settings, window),
+            f"time series {minutes} min": partial(queries.time_series, settings, window),
+            f"top campaigns {minutes} min": partial(queries.top, settings, window, "campaign", 10),
+            f"top publishers {minutes} min": partial(
+                queries.top, settings, window, "publisher", 10
             ),
-            f"top publishers {minutes} min": lambda w=window: queries.top(
-                settings, w, "publisher", 10
-            ),
-            f"platform mix {minutes} min": lambda w=window: queries.platform_mix(settings, w),
-            f"rejected {minutes} min": lambda w=window: queries.rejected(settings, w),
+            f"platform mix {minutes} min": partial(queries.platform_mix, settings, window),
+            f"rejected {minutes} min": partial(queries.rejected, settings, window),
         }
     found["day aggregate (adstream query)"] = lambda: run_query(settings, DAY_AGGREGATE).rows
     return found
