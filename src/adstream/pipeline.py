@@ -30,7 +30,7 @@ from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
 from adstream.generator.runner import GenerateReport, generate
 from adstream.join import params as join_params
-from adstream.join.launcher import has_read_to, join_log, run_join, start_join
+from adstream.join.launcher import has_read_to, job_failure, join_log, run_join, start_join
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
@@ -54,17 +54,19 @@ class Pipeline:
         self.settings = settings
         self.join: subprocess.Popen[bytes] | None = None
         self.enrich: subprocess.Popen[bytes] | None = None
+        self.output = {
+            "join": LogTail(join_log(settings)),
+            "enrichment": LogTail(enrich_log(settings)),
+        }
+        """What each job writes to its log during this run."""
 
     def start(self, report: Callable[[str], None]) -> None:
         """Tables, then both jobs at once; return when both run (topics exist already)."""
         began = time.monotonic()
         ensure_tables(self.settings)
         logs = {
-            "join": (LogTail(join_log(self.settings)), join_params.logged(join_params.RUNNING)),
-            "enrichment": (
-                LogTail(enrich_log(self.settings)),
-                enrich_params.logged(enrich_params.RUNNING),
-            ),
+            "join": (self.output["join"], join_params.logged(join_params.RUNNING)),
+            "enrichment": (self.output["enrichment"], enrich_params.logged(enrich_params.RUNNING)),
         }
         with _interrupts_deferred():  # each job is started and held, or not started
             self.join = start_join(self.settings, bounded=False, detached=True)
@@ -84,12 +86,18 @@ class Pipeline:
             time.sleep(_POLL_S)
 
     def check(self) -> None:
-        """Raise if a job has died."""
+        """Raise if a job has died, with what its log says went wrong."""
         for name, process in (("join", self.join), ("enrichment", self.enrich)):
             if process is not None and process.poll() is not None:
+                output = self.output[name]
+                failure = (
+                    job_failure(self.settings, output.text())
+                    if name == "join"
+                    else output.last_error()
+                )
                 raise AdstreamError(
-                    f"the {name} job stopped unexpectedly (exit {process.returncode}); "
-                    f"its log is under {self.settings.data_dir}"
+                    f"the {name} job stopped unexpectedly (exit {process.returncode}): "
+                    f"{failure}; see {output.log_file}"
                 )
 
     def progress(self, generated: GenerateReport | None) -> str:

@@ -14,6 +14,7 @@ from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import catalog_properties, ensure_tables, row_counts
 from adstream.platform import outcome_streams
 from adstream.services import aws
+from adstream.services.process import LogTail
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
         AdstreamError: the job failed, or another one runs on this data directory.
     """
     began = time.monotonic()
+    log_file = enrich_log(settings)
+    output = LogTail(log_file)
     process = start_enrich(settings, bounded=bounded)
     try:
         code = process.wait()
@@ -172,7 +175,6 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
         process.terminate()
         process.wait()
         raise
-    log_file = enrich_log(settings)
     if code == EXIT_LOCKED:
         raise AdstreamError(
             f"another enrichment job is running on data directory {settings.data_dir}"
@@ -180,12 +182,8 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
     if code < 0:
         raise AdstreamError(f"the enrichment job was killed (signal {-code}); see {log_file}")
     if code != 0:
-        raise AdstreamError(f"the enrichment job failed (exit {code}): {_last_error(log_file)}")
+        raise AdstreamError(
+            f"the enrichment job failed (exit {code}): {output.last_error()}; see {log_file}"
+        )
     counts = ", ".join(f"{name} {count:,}" for name, count in row_counts(settings).items())
     log.info("enrichment finished in %.1f s; rows: %s", time.monotonic() - began, counts)
-
-
-def _last_error(log_file: Path) -> str:
-    lines = log_file.read_text(errors="replace").splitlines()
-    errors = [line for line in lines if "Exception" in line or "ERROR" in line]
-    return (errors or lines or ["no output"])[-1][:500]

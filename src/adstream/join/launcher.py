@@ -15,13 +15,14 @@ from adstream.join.streams import InputEnd
 from adstream.platform import join_streams
 from adstream.services.flink_cluster import FlinkCluster
 from adstream.services.flink_rest import FlinkRest
-from adstream.services.process import LogTail, free_port, wait_until
+from adstream.services.process import LogTail, free_port, last_error, wait_until
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _JOB_MODULE: Final = "adstream.join.job"
 _SUBMITTED: Final = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
+_NOT_RESTORABLE: Final = re.compile(r"Failed to rollback to checkpoint/savepoint (\S+?)\.?\s")
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
 _PARAMS_FILE: Final = "join-params.json"
@@ -37,6 +38,25 @@ def flink_home(settings: Settings) -> Path:
 def join_log(settings: Settings) -> Path:
     """What the job process writes: its own lines, and the Flink client's."""
     return flink_home(settings) / "join.log"
+
+
+def job_failure(settings: Settings, output: str) -> str:
+    """What went wrong, from the job's output, in one line.
+
+    A checkpoint or savepoint the job cannot restore (written by a job whose operators differ:
+    another version of the join) names the way out rather than Flink's own advice, which is to
+    drop the state it cannot map.
+    """
+    found = _NOT_RESTORABLE.search(output)
+    if found is None:
+        return last_error(output)
+    home = flink_home(settings)
+    return (
+        f"cannot restore {found[1]}: a join whose operators differ wrote it (another adstream "
+        f"version); finish that job with a bounded run of its own version, or move "
+        f"{home / 'checkpoints'} and {home / 'savepoints'} away to start from the committed "
+        "offsets (docs/join.md)"
+    )
 
 
 def local_rest(settings: Settings) -> FlinkRest:
@@ -228,7 +248,8 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
     if standalone is not None:
         _check_cluster_job(standalone, code, output.text())
     elif code != 0:
-        raise AdstreamError(f"the join job failed (exit {code}): {_last_error(log_file)}")
+        failure = job_failure(settings, output.text())
+        raise AdstreamError(f"the join job failed (exit {code}): {failure}; see {log_file}")
     log.info("join finished in %.1f s", time.monotonic() - began)
 
 
@@ -306,18 +327,5 @@ def _submitted_job(output: str) -> str | None:
 
 def _root_cause(output: str) -> str:
     """The innermost cause in the client's output (its own wrapper exception left out)."""
-    lines: list[str] = []
-    for line in output.splitlines():
-        if "ProgramAbortException" in line:
-            break
-        if line.strip() and not line[0].isspace():
-            lines.append(line.strip())
-    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
-    errors = [line for line in lines if "Exception" in line or "Error" in line]
-    return (causes or errors or lines or ["no output"])[-1][:500]
-
-
-def _last_error(log_file: Path) -> str:
-    lines = log_file.read_text(errors="replace").splitlines()
-    errors = [line for line in lines if "Exception" in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1][:500]
+    wrapper = output.find("ProgramAbortException")
+    return last_error(output if wrapper < 0 else output[: output.rfind("\n", 0, wrapper) + 1])

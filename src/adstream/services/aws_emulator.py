@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from adstream.errors import AdstreamError
-from adstream.services.process import ManagedProcess, port_is_free, wait_until
+from adstream.services.process import LogTail, ManagedProcess, port_is_free, wait_until
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,14 @@ class AwsEmulator:
         log.info("starting the AWS emulator (moto) at %s", self.endpoint)
         began = time.monotonic()
         command = [sys.executable, "-m", __name__, str(self.home), str(port)]
+        output = LogTail(self.log_file)
         process = self.process.start(command, self.log_file)
 
         def ready() -> bool:
             if process.poll() is not None:
                 raise AdstreamError(
-                    f"the AWS emulator exited during start-up (see {self.log_file})"
+                    f"the AWS emulator exited during start-up: {output.last_error()}; "
+                    f"see {self.log_file}"
                 )
             return self.answers()
 

@@ -19,7 +19,12 @@ from typing import Any, Final
 
 from adstream.errors import AdstreamError
 from adstream.services.flink_rest import FlinkRest
-from adstream.services.process import is_live_process_with, port_is_free, wait_until
+from adstream.services.process import (
+    is_live_process_with,
+    last_error,
+    port_is_free,
+    wait_until,
+)
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -322,13 +327,7 @@ class FlinkCluster(FlinkRest):
 
     def _last_log_line(self) -> str:
         logs = sorted(self.log_dir.glob(f"flink-{_IDENT}-{_JOBMANAGER}-*"))
-        errors = [
-            line
-            for path in logs
-            for line in path.read_text(errors="replace").splitlines()
-            if "Exception" in line or "ERROR" in line
-        ]
-        return (errors or ["no error logged"])[-1][:500]
+        return last_error("\n".join(path.read_text(errors="replace") for path in logs))
 
 
 def _shipped_setting(config_file: Path, key: str) -> str:

@@ -12,7 +12,7 @@ from typing import Final
 
 from adstream.errors import AdstreamError
 from adstream.services.kafka_client import broker_reachable, ensure_topics, topic_partitions
-from adstream.services.process import ManagedProcess, port_is_free, wait_until
+from adstream.services.process import LogTail, ManagedProcess, last_error, port_is_free, wait_until
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,10 @@ class KafkaBroker:
             self._format_storage()
         log.info("starting Kafka on %s", settings.bootstrap_servers)
         began = time.monotonic()
+        output = LogTail(self.log_file)
         process = self.process.start(self._java(_MAIN_CLASS, str(self.config_file)), self.log_file)
         wait_until(
-            lambda: self._ready(process),
+            lambda: self._ready(process, output),
             timeout=settings.startup_timeout.total_seconds(),
             what=f"Kafka to accept requests (see {self.log_file})",
         )
@@ -109,9 +110,11 @@ class KafkaBroker:
         """The broker's console log."""
         return self.home / "kafka.log"
 
-    def _ready(self, process: "subprocess.Popen[bytes]") -> bool:
+    def _ready(self, process: "subprocess.Popen[bytes]", output: LogTail) -> bool:
         if process.poll() is not None:
-            raise AdstreamError(f"Kafka exited during start-up: {_last_line(self.log_file)}")
+            raise AdstreamError(
+                f"Kafka exited during start-up: {output.last_error()}; see {self.log_file}"
+            )
         return broker_reachable(self.settings, timeout=1.0)
 
     def _java(self, main_class: str, *args: str) -> list[str]:
@@ -183,16 +186,4 @@ class KafkaBroker:
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise AdstreamError(f"could not format Kafka storage: {_last_line_of(result.stderr)}")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        return _last_line_of(path.read_text(errors="replace"))
-    except FileNotFoundError:
-        return "no log written"
-
-
-def _last_line_of(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+            raise AdstreamError(f"could not format Kafka storage: {last_error(result.stderr)}")

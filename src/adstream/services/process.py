@@ -2,16 +2,21 @@
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Final
 
 from adstream.errors import AdstreamError
 
 log = logging.getLogger(__name__)
+
+_ERROR_LINE: Final = re.compile(r"Exception|Error|ERROR")
+_LONGEST_ERROR: Final = 500
 
 
 def wait_until(
@@ -62,6 +67,21 @@ class LogTail:
     def contains(self, marker: str) -> bool:
         """Whether `marker` has been written since."""
         return marker in self.text()
+
+    def last_error(self) -> str:
+        """The line that says what went wrong, among what was written since (`last_error`)."""
+        return last_error(self.text())
+
+
+def last_error(output: str) -> str:
+    """The line of a process's output that says what went wrong (at most 500 characters).
+
+    The last line naming an exception or an error (in a stack trace, its innermost cause, with
+    `Caused by: ` left out), else the last line; indented lines (stack frames) never count.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line[0].isspace()]
+    errors = [line.removeprefix("Caused by: ") for line in lines if _ERROR_LINE.search(line)]
+    return (errors or lines or ["no output"])[-1][:_LONGEST_ERROR]
 
 
 class ManagedProcess:

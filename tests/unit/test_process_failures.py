@@ -1,0 +1,79 @@
+"""A process that fails is reported in one line: what its own output says went wrong."""
+
+from pathlib import Path
+
+from adstream.join.launcher import job_failure
+from adstream.services.process import LogTail, last_error
+from tests.conftest import instance_settings
+
+JAVA_TRACE = """\
+2026-12-06 10:00:01,123 INFO  org.apache.flink.runtime.jobmaster.JobMaster - Starting job
+2026-12-06 10:00:02,456 WARN  org.apache.kafka.clients.NetworkClient - Connection refused
+org.apache.flink.runtime.client.JobExecutionException: Job execution failed.
+\tat org.apache.flink.runtime.jobmaster.JobResult.toJobExecutionResult(JobResult.java:144)
+\tat java.base/java.lang.Thread.run(Thread.java:840)
+Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoff
+\tat org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handle(X.java:1)
+Caused by: java.lang.ArithmeticException: / by zero
+\tat adstream.AdJoin.eval(AdJoin.java:42)
+\t... 12 more
+"""
+
+PYTHON_TRACE = """\
+adstream-enrich: running: batch 0
+Traceback (most recent call last):
+  File "/app/adstream/enrich/job.py", line 10, in <module>
+    main()
+  File "/app/adstream/enrich/writer.py", line 20, in write
+    raise ValueError("Error in the writer")
+pyspark.errors.exceptions.captured.AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] no such table
+"""
+
+# Flink's own message, as its CheckpointCoordinator writes it when operators no longer match.
+NOT_RESTORABLE = """\
+2026-12-06 10:00:03,000 INFO  org.apache.flink.runtime.checkpoint.CheckpointCoordinator - Restoring
+Caused by: java.lang.IllegalStateException: Failed to rollback to checkpoint/savepoint \
+file:/data/flink/checkpoints/3f2a/chk-17. Cannot map checkpoint/savepoint state for operator \
+77fec41789154996bfa76055dea29472 to the new program, because the operator is not available in \
+the new program. If you want to allow to skip this, you can set the --allowNonRestoredState \
+option on the CLI.
+\tat org.apache.flink.runtime.checkpoint.Checkpoints.throwNonRestoredStateException(X.java:1)
+"""
+
+
+def test_a_java_failure_is_its_innermost_cause() -> None:
+    assert last_error(JAVA_TRACE) == "java.lang.ArithmeticException: / by zero"
+
+
+def test_a_python_failure_is_the_exception_the_traceback_ends_with() -> None:
+    assert last_error(PYTHON_TRACE) == (
+        "pyspark.errors.exceptions.captured.AnalysisException: "
+        "[TABLE_OR_VIEW_NOT_FOUND] no such table"
+    )
+
+
+def test_without_an_error_line_the_last_line_shows_and_nothing_says_so() -> None:
+    assert last_error("starting\n\nstopped by signal 9\n") == "stopped by signal 9"
+    assert last_error("") == "no output"
+    assert len(last_error("RuntimeException: " + "x" * 2000)) == 500
+
+
+def test_the_log_tail_shows_only_this_runs_error(tmp_path: Path) -> None:
+    log_file = tmp_path / "job.log"
+    log_file.write_text("java.lang.OutOfMemoryError: Java heap space (an earlier run)\n")
+    tail = LogTail(log_file)
+    with log_file.open("a") as output:
+        output.write("starting\nERROR broker at 127.0.0.1:1 is not reachable\n")
+    assert tail.last_error() == "ERROR broker at 127.0.0.1:1 is not reachable"
+
+
+def test_a_checkpoint_of_another_join_names_the_way_out(tmp_path: Path) -> None:
+    settings = instance_settings(tmp_path / "data")
+    home = settings.data_dir.resolve() / "flink"
+    assert job_failure(settings, NOT_RESTORABLE) == (
+        "cannot restore file:/data/flink/checkpoints/3f2a/chk-17: a join whose operators differ "
+        "wrote it (another adstream version); finish that job with a bounded run of its own "
+        f"version, or move {home}/checkpoints and {home}/savepoints away to start from the "
+        "committed offsets (docs/join.md)"
+    )
+    assert job_failure(settings, JAVA_TRACE) == "java.lang.ArithmeticException: / by zero"
