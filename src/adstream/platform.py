@@ -66,6 +66,8 @@ def stop_services(settings: Settings) -> list[str]:
         told.append(f"Kafka is not running (data dir {settings.data_dir})")
     if AwsEmulator(settings).stop():
         told.append("AWS emulator stopped; its streams, buckets and tables are gone with it")
+    elif settings.aws_emulator:
+        told.append(f"the AWS emulator is not running (data dir {settings.data_dir})")
     return told
 
 

@@ -1,10 +1,13 @@
 """User errors print one clear line and exit non-zero; no traceback unless --debug."""
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
+from adstream.lakehouse.catalog import ensure_tables
+from adstream.settings import load_settings
 from tests.cli import adstream
 from tests.conftest import free_ports
 
@@ -153,3 +156,67 @@ def test_package_needs_the_stacks_warehouse(warehouse: str | None) -> None:
     result = adstream("package", "--output", "dist", *flags)
     assert_one_line_error(result, 1, "`adstream package` needs the stack's warehouse")
     assert not Path("dist").exists()  # checked before anything is built
+
+
+# Commands x the states a user meets them in: each answers one line naming the fix, within
+# seconds. "finished" is a data directory an `adstream run` has finished with: tables, no broker.
+BROKER_DOWN = "Kafka is not reachable at 127.0.0.1:{port}; start it with `adstream up`"
+EMULATOR_DOWN = (
+    "AWS is not reachable at http://127.0.0.1:{port}: Could not connect to the endpoint URL: "
+    '"http://127.0.0.1:{port}/"; start the emulator with `adstream up --platform aws --emulator`'
+)
+NO_TABLES = "does not exist; run `adstream enrich` or `adstream run` first"
+AWS = ("--platform", "aws", "--emulator", "--aws-emulator-port", "{port}")
+STATES = {
+    "no data directory": (),
+    "finished": (),
+    "emulator down": AWS,
+}
+ERRORS = [
+    ("no data directory", ("query", "SELECT count(*) FROM impressions"), NO_TABLES),
+    ("no data directory", ("maintain",), NO_TABLES),
+    ("no data directory", ("verify",), BROKER_DOWN),
+    ("no data directory", ("join", "--bounded"), BROKER_DOWN),
+    ("no data directory", ("enrich", "--bounded"), BROKER_DOWN),
+    ("no data directory", ("produce", "--topic", "ad_clicks", "-"), BROKER_DOWN),
+    ("finished", ("verify",), BROKER_DOWN),
+    ("finished", ("join", "--bounded"), BROKER_DOWN),
+    ("finished", ("enrich", "--bounded"), BROKER_DOWN),
+    ("finished", ("generate", "--events", "5"), BROKER_DOWN),
+    ("finished", ("query", "SELECT count(*) FROM no_such_table"), "unknown table 'no_such_table'"),
+    ("emulator down", ("query", "SELECT count(*) FROM impressions"), EMULATOR_DOWN),
+    ("emulator down", ("maintain",), EMULATOR_DOWN),
+    ("emulator down", ("verify",), EMULATOR_DOWN),
+    ("emulator down", ("produce", "--topic", "ad_clicks", "-"), EMULATOR_DOWN),
+    ("emulator down", ("enrich", "--bounded"), EMULATOR_DOWN),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "command", "message"), ERRORS, ids=[f"{s}: {c[0]}" for s, c, _ in ERRORS]
+)
+def test_each_command_in_each_state_names_the_fix(
+    state: str, command: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    (port,) = free_ports(1)
+    data_dir = tmp_path / "data"
+    if state == "finished":
+        ensure_tables(load_settings(config_file=None, data_dir=data_dir))
+    flags = [flag.format(port=port) for flag in STATES[state]]
+    began = time.monotonic()
+    env = {**os.environ, "ADSTREAM_KAFKA_PORT": str(port)}  # not every command has the flag
+    result = adstream(*command, "--data-dir", str(data_dir), *flags, env=env, input="", timeout=60)
+    assert_one_line_error(result, 1, message.format(port=port))
+    assert time.monotonic() - began < 20, "the error waited out a client's retries"
+
+
+def test_down_with_nothing_running_says_what_was_not(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    data_dir = tmp_path / "data"
+    flags = [flag.format(port=port) for flag in AWS]
+    result = adstream("down", "--data-dir", str(data_dir), *flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"Kafka is not running (data dir {data_dir})",
+        f"the AWS emulator is not running (data dir {data_dir})",
+    ]

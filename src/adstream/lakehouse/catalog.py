@@ -11,6 +11,7 @@ set. A `rest` catalog is configured the same way but is not tested here (docs/en
 from pathlib import Path
 from typing import Final
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from adstream.errors import AdstreamError
 from adstream.lakehouse.tables import NAMESPACE, TABLE_PROPERTIES, TABLES
+from adstream.services import aws
 from adstream.services.aws import EMULATOR_CREDENTIALS
 from adstream.settings import CatalogType, Settings
 
@@ -119,7 +121,24 @@ def open_catalog(settings: Settings) -> Catalog:
         AdstreamError: the catalog cannot be opened (one clear line).
     """
     _prepare_local_folders(settings)
+    if settings.iceberg_catalog == "glue":
+        _require_glue(settings)
     return connect(settings.iceberg_catalog, catalog_properties(settings))
+
+
+def _require_glue(settings: Settings) -> None:
+    """Fail at once, in one line, when the Glue Data Catalog does not answer.
+
+    pyiceberg's own Glue client would retry for some 20 s and then raise a traceback. One
+    GetDatabase call (a permission every role of deploy/adstream.yaml has) asks first; any
+    answer, an error included (no database yet, access denied), counts as reachable.
+    """
+    try:
+        aws.client(settings, "glue").get_database(Name=NAMESPACE)
+    except ClientError:
+        pass
+    except BotoCoreError as error:
+        raise aws.unreachable(settings, error) from error
 
 
 def connect(
