@@ -511,7 +511,9 @@ def dashboard(context: click.Context, /, **flags: Any) -> None:
 
 
 @cli.command()
-@settings_options(*dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH, *DASHBOARD)))
+@settings_options(
+    *dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH, *DASHBOARD, "job_restarts"))
+)
 @click.pass_context
 def run(context: click.Context, /, **flags: Any) -> None:
     """Run the whole pipeline locally, with live progress, until Ctrl-C or --events/--duration.
@@ -520,6 +522,7 @@ def run(context: click.Context, /, **flags: Any) -> None:
     enrichment, and generates traffic. When the generator stops (its bound, or Ctrl-C), the
     join reads the input to its end and drains, the enrichment writes the last outcomes, and
     the final accounting is printed. A second Ctrl-C stops at once (the next run resumes).
+    A job that stops meanwhile is restarted from its checkpoint (--job-restarts times).
     The dashboard is served meanwhile, at the address printed when it starts.
     """
     from adstream.pipeline import run_pipeline

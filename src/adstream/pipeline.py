@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -34,7 +35,7 @@ from adstream.join.launcher import has_read_to, job_failure, join_log, run_join,
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
-from adstream.services.process import LogTail
+from adstream.services.process import LogTail, last_error
 from adstream.settings import Settings
 from adstream.verify import Tally, stored_tally
 
@@ -45,6 +46,35 @@ _POLL_S: Final = 0.25
 _STOP_TIMEOUT_S: Final = 300
 _GROUP_TIMEOUT_S: Final = 30
 _PROC: Final = Path("/proc")
+_RESTART_BACKOFF_S: Final = 1.0
+
+
+@dataclass(frozen=True)
+class _Job:
+    """How `adstream run` starts one of its jobs, sees it running, and reads why it stopped."""
+
+    start: Callable[[Settings], "subprocess.Popen[bytes]"]
+    log: Callable[[Settings], Path]
+    running: str
+    """What its log says once it runs."""
+    failure: Callable[[Settings, str], str]
+    """What went wrong, from what it wrote to its log."""
+
+
+_JOBS: Final = {
+    "join": _Job(
+        lambda settings: start_join(settings, bounded=False, detached=True),
+        join_log,
+        join_params.logged(join_params.RUNNING),
+        job_failure,
+    ),
+    "enrichment": _Job(
+        lambda settings: start_enrich(settings, bounded=False, detached=True),
+        enrich_log,
+        enrich_params.logged(enrich_params.RUNNING),
+        lambda _settings, output: last_error(output),
+    ),
+}
 
 
 class Pipeline:
@@ -52,53 +82,68 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.join: subprocess.Popen[bytes] | None = None
-        self.enrich: subprocess.Popen[bytes] | None = None
-        self.output = {
-            "join": LogTail(join_log(settings)),
-            "enrichment": LogTail(enrich_log(settings)),
-        }
-        """What each job writes to its log during this run."""
+        self.processes: dict[str, subprocess.Popen[bytes] | None] = dict.fromkeys(_JOBS)
+        self.output = {name: LogTail(_JOBS[name].log(settings)) for name in _JOBS}
+        """What each job writes to its log, since it was last started."""
+        self.restarts = dict.fromkeys(_JOBS, 0)
+        self.report: Callable[[str], None] = log.info
+        self.supervising = False
+        """Whether a job that stops is restarted: once both have started."""
 
     def start(self, report: Callable[[str], None]) -> None:
         """Tables, then both jobs at once; return when both run (topics exist already)."""
         began = time.monotonic()
+        self.report = report
         ensure_tables(self.settings)
-        logs = {
-            "join": (self.output["join"], join_params.logged(join_params.RUNNING)),
-            "enrichment": (self.output["enrichment"], enrich_params.logged(enrich_params.RUNNING)),
-        }
+        waiting = {name: self.output[name] for name in _JOBS}
         with _interrupts_deferred():  # each job is started and held, or not started
-            self.join = start_join(self.settings, bounded=False, detached=True)
-            self.enrich = start_enrich(self.settings, bounded=False, detached=True)
+            for name in _JOBS:
+                self.processes[name] = _JOBS[name].start(self.settings)
         timeout = self.settings.startup_timeout.total_seconds()
-        while logs:
+        while waiting:
             self.check()
-            for name, (tail, marker) in list(logs.items()):
-                if tail.contains(marker):
-                    del logs[name]
+            for name, tail in list(waiting.items()):
+                if tail.contains(_JOBS[name].running):
+                    del waiting[name]
                     report(f"{name} running after {time.monotonic() - began:.1f} s")
-            if logs and time.monotonic() - began > timeout:
+            if waiting and time.monotonic() - began > timeout:
                 raise AdstreamError(
-                    f"the {' and the '.join(logs)} did not start within {timeout:.0f} s; "
+                    f"the {' and the '.join(waiting)} did not start within {timeout:.0f} s; "
                     f"see the logs under {self.settings.data_dir}"
                 )
             time.sleep(_POLL_S)
+        self.supervising = True
 
     def check(self) -> None:
-        """Raise if a job has died, with what its log says went wrong."""
-        for name, process in (("join", self.join), ("enrichment", self.enrich)):
-            if process is not None and process.poll() is not None:
-                output = self.output[name]
-                failure = (
-                    job_failure(self.settings, output.text())
-                    if name == "join"
-                    else output.last_error()
-                )
-                raise AdstreamError(
-                    f"the {name} job stopped unexpectedly (exit {process.returncode}): "
-                    f"{failure}; see {output.log_file}"
-                )
+        """Restart a job that has stopped, or raise with what its log says went wrong.
+
+        Once both jobs run, each is restarted up to `job_restarts` times, after a wait that
+        doubles each time (1 s, 2 s, 4 s, ...); it resumes from its checkpoint, so nothing is
+        lost or counted twice. Before that, or past its restarts, the run fails.
+        """
+        for name, process in self.processes.items():
+            if process is None or process.poll() is None:
+                continue
+            output = self.output[name]
+            stopped = (
+                f"the {name} job stopped unexpectedly (exit {process.returncode}): "
+                f"{_JOBS[name].failure(self.settings, output.text())}"
+            )
+            used = self.restarts[name]
+            if not self.supervising or used >= self.settings.job_restarts:
+                restarted = f" (restarted {used} times)" if used else ""
+                raise AdstreamError(f"{stopped}; see {output.log_file}{restarted}")
+            delay = _RESTART_BACKOFF_S * 2**used
+            self.report(
+                f"{stopped}; restarting it in {delay:.0f} s "
+                f"({used + 1} of {self.settings.job_restarts})"
+            )
+            _end_group(process)
+            time.sleep(delay)
+            self.restarts[name] = used + 1
+            self.output[name] = LogTail(output.log_file)
+            with _interrupts_deferred():
+                self.processes[name] = _JOBS[name].start(self.settings)
 
     def progress(self, generated: GenerateReport | None) -> str:
         """One status line: events produced, rows per table, freshness lag."""
@@ -107,7 +152,9 @@ class Pipeline:
         produced = f"produced {generated.events:,} events; " if generated is not None else ""
         lag = freshness_lag(self.settings)
         shown = f"{lag.total_seconds():.1f} s" if lag is not None else "-"
-        return f"{produced}tables: {rows}; freshness lag {shown}"
+        restarts = ", ".join(f"{name} {n}" for name, n in self.restarts.items() if n)
+        restarted = f"; restarts: {restarts}" if restarts else ""
+        return f"{produced}tables: {rows}; freshness lag {shown}{restarted}"
 
     def finish(self, report: Callable[[str], None], records_in: int) -> Tally:
         """Finish the running jobs on the `records_in` input records; return the tables' tally.
@@ -122,16 +169,16 @@ class Pipeline:
         input, and a bounded join (which calls no source idle) restores that savepoint and
         flushes them, followed by a bounded enrichment.
         """
-        assert self.join is not None and self.enrich is not None
         end = join_streams(self.settings).end()
         report("finishing: the join reads the input to its end")
         while not has_read_to(self.settings, end):
             self.check()
             time.sleep(_POLL_S)
         report("finishing: the join drains and stops with a savepoint")
-        self._stop(self.join, "join", signal.SIGUSR1)
+        self.supervising = False  # from here on, a job that stops has finished or failed
+        self._stop("join")
         report("finishing: the enrichment writes what remains")
-        self._stop(self.enrich, "enrichment", signal.SIGUSR1)
+        self._stop("enrichment")
         tally = stored_tally(self.settings)
         if tally.input_records() < records_in:
             pending = records_in - tally.input_records()
@@ -145,9 +192,11 @@ class Pipeline:
             tally = stored_tally(self.settings)
         return tally
 
-    def _stop(self, process: subprocess.Popen[bytes], name: str, signum: int) -> None:
-        """Signal a job and wait for it to exit 0."""
-        process.send_signal(signum)
+    def _stop(self, name: str) -> None:
+        """Ask a job to finish (SIGUSR1) and wait for it to exit 0."""
+        process = self.processes[name]
+        assert process is not None
+        process.send_signal(signal.SIGUSR1)
         try:
             code = process.wait(timeout=_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -164,10 +213,10 @@ class Pipeline:
 
     def abandon(self) -> None:
         """Stop both jobs now: the join with a savepoint, the enrichment after its batch."""
-        for process in (self.join, self.enrich):
+        for process in self.processes.values():
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in (self.join, self.enrich):
+        for process in self.processes.values():
             if process is not None:
                 try:
                     process.wait(timeout=_STOP_TIMEOUT_S)

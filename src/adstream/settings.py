@@ -299,6 +299,14 @@ class Settings(BaseSettings):
         "never).",
     )
 
+    # The whole pipeline (`adstream run`; docs/run.md).
+    job_restarts: int = Field(
+        3,
+        ge=0,
+        description="How many times `adstream run` restarts a job that stops unexpectedly, "
+        "each after a wait twice the last (1 s first); it resumes from its checkpoint.",
+    )
+
     # Dashboard (`adstream dashboard`, also started by `adstream run`; docs/dashboard.md).
     dashboard_host: str = Field(
         "127.0.0.1",

@@ -7,6 +7,7 @@ verification, the enriched rows, the dashboard in a real browser, while the run 
 after it, and that nothing of the run is left behind.
 """
 
+import os
 import re
 import signal
 import socket
@@ -19,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -117,6 +119,12 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, chrome: webdriver.Chr
             page = wait_for(chrome, lambda page: page if shows_rows(page) else None, timeout=240)
         except TimeoutException:
             page = None
+        # A job killed mid-run is restarted, from its checkpoint: kill -9 each, one after the other.
+        restarts = []
+        for module, name in (("adstream.join.job", "join"), ("adstream.enrich.job", "enrichment")):
+            kill_job(settings, module)
+            restarts += read_until(process, rf"the {name} job stopped unexpectedly", 120)
+            restarts += read_until(process, rf"restarts: .*{name} 1", 600)
         # Enough traffic for every kind of outcome, however fast the rows showed.
         more = read_until(process, r"produced ([2-9]\d|\d{3,}|\d+,\d{3}),\d{3} events", 300)
         process.send_signal(signal.SIGINT)  # Ctrl-C: the generator stops, the pipeline finishes
@@ -128,10 +136,22 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, chrome: webdriver.Chr
         settings,
         process.returncode,
         stdout,
-        "".join(started + live + more) + stderr,
+        "".join(started + live + restarts + more) + stderr,
         dashboard_port,
         page,
     )
+
+
+def kill_job(settings: Settings, module: str) -> None:
+    """kill -9 the process group of the run's job `module` (the job process and its JVM)."""
+    home = str(settings.data_dir.resolve())
+    (job,) = (
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if module in (process.info["cmdline"] or ())
+        and any(home in part for part in process.info["cmdline"])
+    )
+    os.killpg(os.getpgid(job.pid), signal.SIGKILL)
 
 
 def shows_rows(page: dict[str, Any]) -> bool:
@@ -173,6 +193,17 @@ def test_ctrl_c_finishes_the_run_and_its_accounting_verifies(finished_run: Finis
         assert_enriched_rows_are_exact(settings)
     finally:
         adstream("down", env=env)
+
+
+def test_a_job_killed_mid_run_is_restarted_and_the_run_still_verifies(
+    finished_run: FinishedRun,
+) -> None:
+    """Both jobs were killed (-9) while the generator ran; the accounting above still verifies."""
+    stderr = finished_run.stderr
+    for name in ("join", "enrichment"):
+        stopped = rf"the {name} job stopped unexpectedly \(exit -9\): "
+        assert re.search(stopped + r".*; restarting it in 1 s \(1 of 3\)", stderr), stderr[-3000:]
+    assert re.search(r"; restarts: join 1, enrichment 1\n", stderr), stderr[-3000:]
 
 
 def test_dashboard_shows_rows_while_the_pipeline_writes(finished_run: FinishedRun) -> None:

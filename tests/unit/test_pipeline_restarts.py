@@ -1,0 +1,88 @@
+"""`adstream run` restarts a job that stops, a bounded number of times, and says why each time."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adstream import pipeline
+from adstream.errors import AdstreamError
+from adstream.pipeline import Pipeline
+from adstream.settings import Settings
+from tests.conftest import instance_settings
+
+CRASH = "import sys; print('java.lang.OutOfMemoryError: Java heap space'); sys.exit(3)"
+
+
+def job(log_file: Path, code: str) -> pipeline._Job:
+    """A job that runs `code` in Python, its output appended to `log_file`."""
+
+    def start(_settings: Settings) -> "subprocess.Popen[bytes]":
+        with log_file.open("ab") as output:
+            return subprocess.Popen(
+                [sys.executable, "-c", code], stdout=output, start_new_session=True
+            )
+
+    return pipeline._Job(start, lambda _s: log_file, "running", lambda _s, out: out.strip())
+
+
+def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> Pipeline:
+    jobs = {"join": job(tmp_path / "join.log", code)}
+    monkeypatch.setattr(pipeline, "_JOBS", jobs)
+    monkeypatch.setattr(pipeline, "_RESTART_BACKOFF_S", 0.05)
+    run = Pipeline(instance_settings(tmp_path / "data", job_restarts=2))
+    run.supervising = True
+    run.processes["join"] = jobs["join"].start(run.settings)
+    return run
+
+
+def the_job(run: Pipeline) -> "subprocess.Popen[bytes]":
+    process = run.processes["join"]
+    assert process is not None
+    return process
+
+
+def test_a_job_that_keeps_stopping_is_restarted_then_the_run_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(tmp_path, monkeypatch, CRASH)
+    reported: list[str] = []
+    run.report = reported.append
+    for _ in range(2):  # each check finds it stopped and starts it again
+        the_job(run).wait()
+        run.check()
+    assert reported == [
+        "the join job stopped unexpectedly (exit 3): java.lang.OutOfMemoryError: Java heap "
+        f"space; restarting it in {0.05 * 2**n:.0f} s ({n + 1} of 2)"
+        for n in range(2)
+    ]
+    assert run.restarts == {"join": 2}
+    the_job(run).wait()
+    with pytest.raises(AdstreamError) as failed:
+        run.check()
+    assert str(failed.value) == (
+        "the join job stopped unexpectedly (exit 3): java.lang.OutOfMemoryError: Java heap "
+        f"space; see {tmp_path / 'join.log'} (restarted 2 times)"
+    )
+
+
+def test_a_running_job_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
+    try:
+        run.check()
+        assert run.restarts == {"join": 0}
+    finally:
+        the_job(run).kill()
+        the_job(run).wait()
+
+
+def test_before_both_jobs_run_a_stopped_job_fails_the_run_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(tmp_path, monkeypatch, CRASH)
+    run.supervising = False  # still starting: a job that stops there is a setup error
+    the_job(run).wait()
+    with pytest.raises(AdstreamError, match=r"exit 3\): java.lang.OutOfMemoryError"):
+        run.check()
+    assert run.restarts == {"join": 0}
