@@ -29,6 +29,39 @@ from adstream.settings import Settings
 from adstream.verify import expected_outcomes, read_source_records
 
 
+def impression(iid: str, time: str, **changes: Any) -> dict[str, Any]:
+    """A valid impression (SPEC section 2) of `iid` at `time`, with `changes` applied."""
+    record = {
+        "ad_id": "ad-1",
+        "impression_id": iid,
+        "campaign_id": "cmp-1",
+        "publisher_id": "pub-1",
+        "event_time": time,
+        "device_type": "phone",
+        "geo_location": "US",
+        "platform": "iOS",
+        "ad_type": "video",
+        "bid_price": 12.5,
+    }
+    return {**record, **changes}
+
+
+def click(iid: str, time: str, **changes: Any) -> dict[str, Any]:
+    """A valid click of `iid` at `time`, with `changes` applied."""
+    record = {
+        "ad_id": "ad-1",
+        "impression_id": iid,
+        "campaign_id": "cmp-1",
+        "publisher_id": "pub-1",
+        "event_time": time,
+        "device_type": "phone",
+        "geo_location": "US",
+        "platform": "iOS",
+        "click_price": 0.4,
+    }
+    return {**record, **changes}
+
+
 def recreate_topics(settings: Settings, partitions: int) -> None:
     """Empty every adstream topic (delete and create), so a test sees only its own records."""
     delete_topics(settings)

@@ -18,7 +18,9 @@ from adstream.settings import Settings
 from tests.join_harness import (
     JoinOutputs,
     assert_same_outputs,
+    click,
     expected_outputs,
+    impression,
     join_settings,
     produce,
     recreate_topics,
@@ -39,37 +41,6 @@ def at(slot: int, seconds: float, *, z: bool = True) -> str:
         + f"{moment.microsecond // 1000:03d}"
         + ("Z" if z else "")
     )
-
-
-def impression(iid: str, time: str, **changes: Any) -> dict[str, Any]:
-    record = {
-        "ad_id": "ad-1",
-        "impression_id": iid,
-        "campaign_id": "cmp-1",
-        "publisher_id": "pub-1",
-        "event_time": time,
-        "device_type": "phone",
-        "geo_location": "US",
-        "platform": "iOS",
-        "ad_type": "video",
-        "bid_price": 12.5,
-    }
-    return {**record, **changes}
-
-
-def click(iid: str, time: str, **changes: Any) -> dict[str, Any]:
-    record = {
-        "ad_id": "ad-1",
-        "impression_id": iid,
-        "campaign_id": "cmp-1",
-        "publisher_id": "pub-1",
-        "event_time": time,
-        "device_type": "phone",
-        "geo_location": "US",
-        "platform": "iOS",
-        "click_price": 0.4,
-    }
-    return {**record, **changes}
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,12 @@ from adstream.services.process import wait_until
 from adstream.settings import Settings
 from tests.cli import ADSTREAM, adstream, interruptible
 from tests.conftest import instance_env
-from tests.integration.test_join import at, click, impression
+from tests.integration.test_join import at
 from tests.join_harness import (
     assert_same_outputs,
+    click,
     expected_outputs,
+    impression,
     join_settings,
     produce,
     read_outputs,

@@ -9,7 +9,6 @@ inclusive); the earliest matching click is attributed and later ones are duplica
 valid on-time clicks are unmatched. Ties in event time break by Kafka offset.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 from adstream.events.outcomes import Reason, Stream
 from adstream.events.schema import money
 from adstream.events.timestamps import format_event_time, parse_event_time
-from adstream.events.validation import Rejection, ValidEvent, validate
+from adstream.events.validation import Rejection, ValidEvent, parse_json, validate
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class SourceRecord:
     partition: int
     offset: int
     produced_ms: int
-    value: bytes
+    value: bytes | None  # None: a record without a value (a Kafka tombstone)
 
 
 @dataclass
@@ -45,11 +44,12 @@ class Outcomes:
 def watermark_time(record: SourceRecord, future_bound_ms: int) -> int | None:
     """The event time a record contributes to its partition's watermark, if any.
 
-    Any JSON object whose event_time parses and is not beyond the future bound counts, even
-    when another field makes the record invalid (as in the Flink source).
+    Any JSON object (as strict as `validate`: `parse_json`) whose event_time parses and is not
+    beyond the future bound counts, even when another field makes the record invalid (as in the
+    Flink source).
     """
     try:
-        parsed = json.loads(record.value)
+        parsed = parse_json(record.value)
     except ValueError:
         return None
     text = parsed.get("event_time") if isinstance(parsed, dict) else None

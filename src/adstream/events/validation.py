@@ -42,18 +42,36 @@ def _reject_constant(name: str) -> Any:
     raise _NotStrictJson(f"{name} is not valid JSON")
 
 
+def parse_json(raw: bytes | str | None) -> Any:
+    """The one JSON value of a raw record, numbers with a fraction or exponent as `Decimal`.
+
+    Strict (SPEC section 2: one JSON value, UTF-8): raises ValueError for a record without a
+    value (a Kafka tombstone), bytes that are not UTF-8 (`json.loads` would also guess UTF-16
+    and UTF-32, and let UTF-8-encoded surrogates through), NaN and Infinity, an integer of more
+    than 4300 digits, and nesting deeper than Python's recursion limit. One leading UTF-8 byte
+    order mark is skipped.
+    """
+    if raw is None:
+        raise ValueError("the record has no value")
+    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
+
+
 def validate(
-    raw: bytes | str, stream: Stream, *, now_ms: int, future_bound_ms: int
+    raw: bytes | str | None, stream: Stream, *, now_ms: int, future_bound_ms: int
 ) -> ValidEvent | Rejection:
     """Validate one raw record of `stream` against SPEC section 2.
 
-    Checks run in this order and the first failure wins: JSON object, required fields present,
-    types, timestamp syntax, price range, then the future bound (`event_time` more than
-    `future_bound_ms` ahead of `now_ms`).
+    Checks run in this order and the first failure wins: JSON object (`parse_json`), required
+    fields present, types, timestamp syntax, price range, then the future bound (`event_time`
+    more than `future_bound_ms` ahead of `now_ms`).
     """
     try:
-        record = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as error:
+        record = parse_json(raw)
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return Rejection(Reason.MALFORMED_JSON, f"not valid JSON: {error}")
     if not isinstance(record, dict):
         return Rejection(Reason.MALFORMED_JSON, f"not a JSON object but {type(record).__name__}")

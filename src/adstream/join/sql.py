@@ -64,6 +64,9 @@ INPUT_EVENTS: Final = "input_events"
 """Both input streams' records, each with the name of its stream (`source_stream`)."""
 CHECKED_EVENTS: Final = "events_checked"
 """Every input record with its fields, its failing rule if any, and whether it is late."""
+RAW_PAYLOAD: Final = "adstream_raw_payload"
+"""SQL function: (BYTES, max bytes) -> STRING, the record's text in at most that many bytes of
+UTF-8, never a character split (a rejected-event record's `raw_payload`, SPEC section 4)."""
 JOIN: Final = "adstream_join"
 """Process table function: on-time impressions and clicks, each partitioned by impression_id ->
 one row per event with its outcome (unique or duplicate impression, attributed, duplicate or
@@ -83,6 +86,7 @@ class Outcome(StrEnum):
 _FUNCTION_CLASSES: Final = {
     JSON_FIELDS: "io.adstream.flink.JsonFields",
     EVENT_TIME: "io.adstream.flink.EventTime",
+    RAW_PAYLOAD: "io.adstream.flink.RawPayload",
     JOIN: "io.adstream.flink.AdJoin",
 }
 _FIELD_NAMES: Final = tuple(dict.fromkeys(f.name for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS)))
@@ -433,7 +437,7 @@ def inserts() -> list[str]:
     impression = {
         name: _text(_field("impression_fields", name)) for name in JOINED_IMPRESSION_FIELDS
     }
-    raw = f"SUBSTR(CAST(payload AS STRING), 1, {MAX_RAW_PAYLOAD_BYTES})"
+    raw = f"{RAW_PAYLOAD}(payload, {MAX_RAW_PAYLOAD_BYTES})"
     rejected = [
         f"SELECT '{stream}', COALESCE(reason, '{Reason.LATE_EVENT.value}'), "
         f"COALESCE(detail, 'event_time is behind the watermark of its partition'), {raw}, "

@@ -19,4 +19,4 @@ class StoredRecord:
     offset: int
     timestamp_ms: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a record without a value (a Kafka tombstone)
