@@ -102,4 +102,4 @@ bench-quick: setup ## A spot check of the comparison on small data (minutes; not
 	$(BIN)/python bench/compare.py --quick --output /tmp/adstream-bench-quick.json
 
 clean: ## Remove environments, jars and local data
-	rm -rf $(VENV) $(FLINK_VENV) lib java/target .adstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLINK_VENV) lib java/target .adstream .pytest_cache .mypy_cache .ruff_cache .hypothesis

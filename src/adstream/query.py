@@ -3,7 +3,9 @@
 DuckDB cannot load its iceberg extension without the internet, so each table the query names
 is read with pyiceberg (the current snapshot, as Arrow) and registered in an in-memory DuckDB
 under its short name. The connection has no file access and its configuration is locked, and
-only one SELECT statement runs: nothing a query says can change the lakehouse.
+only one SELECT statement runs: nothing a query says can change the lakehouse. The tables a
+query names are listed on that connection too, before any is registered: DuckDB binds a statement
+to list them, which on its default connection opens the files and fetches the extensions it names.
 
 `adstream query --engine athena` runs the same SELECT on Athena instead (`adstream.athena`),
 and prints its rows through the same `render`.
@@ -61,7 +63,7 @@ def run_query(settings: Settings, sql: str) -> Result:
         AdstreamError: bad SQL, not a SELECT, or a table that does not exist (one clear line).
     """
     check_read_only(sql)
-    return _execute(settings, sql, {}, {name: Scan() for name in duckdb.get_table_names(sql)})
+    return _execute(settings, sql, {}, None)
 
 
 def run_fixed_query(
@@ -84,34 +86,52 @@ def run_fixed_query(
 
 
 def _execute(
-    settings: Settings, sql: str, parameters: Mapping[str, Any], scans: Mapping[str, Scan]
+    settings: Settings,
+    sql: str,
+    parameters: Mapping[str, Any],
+    scans: Mapping[str, Scan] | None,
 ) -> Result:
-    unknown = sorted(scans.keys() - TABLE_BY_NAME.keys())
-    if unknown:
-        raise AdstreamError(
-            f"unknown table {unknown[0]!r}; the tables are: {', '.join(sorted(TABLE_BY_NAME))}"
-        )
+    """Run `sql` in a sandbox over the tables of `scans` (None: every table it names, whole)."""
     connection = duckdb.connect(":memory:")
     try:
         connection.execute("SET TimeZone = 'UTC'")
-        if scans:
-            catalog = open_catalog(settings)
-            for name, scan in sorted(scans.items()):
-                table = load_table(catalog, name)
-                rows = table.scan(row_filter=scan.row_filter, selected_fields=scan.columns)
-                connection.register(name, rows.to_arrow())
         connection.execute("SET enable_external_access = false")
         # Only the registered tables: no Python object of this process is visible by its name.
         connection.execute("SET python_enable_replacements = false")
-        connection.execute("SET lock_configuration = true")
         try:
+            if scans is None:
+                # Not duckdb.get_table_names: it binds on the default connection (module docstring).
+                scans = {name: Scan() for name in connection.get_table_names(sql)}
+            _register(settings, connection, scans)
+            connection.execute("SET lock_configuration = true")
             relation = connection.execute(sql, dict(parameters))
             columns = [column[0] for column in relation.description or []]
             return Result(columns, relation.fetchall())
         except duckdb.Error as error:
             raise AdstreamError(f"query failed: {_first_line(error)}") from error
+        except OverflowError as error:
+            # An interval longer than Python's timedelta (999999999 days) cannot be fetched.
+            raise AdstreamError(
+                f"query failed: a value does not fit Python's types ({error}); cast it to VARCHAR"
+            ) from error
     finally:
         connection.close()
+
+
+def _register(
+    settings: Settings, connection: duckdb.DuckDBPyConnection, scans: Mapping[str, Scan]
+) -> None:
+    unknown = sorted(scans.keys() - TABLE_BY_NAME.keys())
+    if unknown:
+        raise AdstreamError(
+            f"unknown table {unknown[0]!r}; the tables are: {', '.join(sorted(TABLE_BY_NAME))}"
+        )
+    if scans:
+        catalog = open_catalog(settings)
+        for name, scan in sorted(scans.items()):
+            table = load_table(catalog, name)
+            rows = table.scan(row_filter=scan.row_filter, selected_fields=scan.columns)
+            connection.register(name, rows.to_arrow())
 
 
 def check_read_only(sql: str) -> None:
@@ -128,7 +148,8 @@ def check_read_only(sql: str) -> None:
 
 
 def _first_line(error: Exception) -> str:
-    return " ".join(str(error).split("\n")[:1]).strip()
+    # DuckDB's messages quote the SQL: a \r (or another line break) in it becomes a space.
+    return " ".join(str(error).split("\n", 1)[0].splitlines()).strip()
 
 
 def render(result: Result, output_format: Format) -> str:
