@@ -18,7 +18,7 @@ BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 MVN := mvn --batch-mode --quiet -Dstyle.color=never
 
-.PHONY: help setup run test test-unit lint format package bench bench-quick clean
+.PHONY: help setup run test test-unit lint format package bench bench-quick faults clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,6 +100,9 @@ bench: setup ## Benchmarks: adstream against the alternatives, then each stage (
 
 bench-quick: setup ## A spot check of the comparison on small data (minutes; nothing is saved)
 	$(BIN)/python bench/compare.py --quick --output /tmp/adstream-bench-quick.json
+
+faults: setup ## The fault matrix: kill -9 the broker, the join, the enrichment during runs, verified (an hour; docs/reliability.md)
+	$(BIN)/python bench/fault_matrix.py
 
 clean: ## Remove environments, jars and local data
 	rm -rf $(VENV) $(FLINK_VENV) lib java/target .adstream .pytest_cache .mypy_cache .ruff_cache .hypothesis

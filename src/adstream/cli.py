@@ -512,7 +512,7 @@ def dashboard(context: click.Context, /, **flags: Any) -> None:
 
 @cli.command()
 @settings_options(
-    *dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH, *DASHBOARD, "job_restarts"))
+    *dict.fromkeys((*BROKER, *GENERATOR[:-2], *JOIN, *ENRICH, *DASHBOARD, "restarts"))
 )
 @click.pass_context
 def run(context: click.Context, /, **flags: Any) -> None:
@@ -522,7 +522,7 @@ def run(context: click.Context, /, **flags: Any) -> None:
     enrichment, and generates traffic. When the generator stops (its bound, or Ctrl-C), the
     join reads the input to its end and drains, the enrichment writes the last outcomes, and
     the final accounting is printed. A second Ctrl-C stops at once (the next run resumes).
-    A job that stops meanwhile is restarted from its checkpoint (--job-restarts times).
+    A job, or the broker, that stops meanwhile is restarted (--restarts times).
     The dashboard is served meanwhile, at the address printed when it starts.
     """
     from adstream.pipeline import run_pipeline

@@ -35,6 +35,7 @@ from adstream.join.launcher import has_read_to, job_failure, join_log, run_join,
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
+from adstream.services.kafka import KafkaBroker
 from adstream.services.process import LogTail, last_error
 from adstream.settings import Settings
 from adstream.verify import Tally, stored_tally
@@ -47,6 +48,7 @@ _STOP_TIMEOUT_S: Final = 300
 _GROUP_TIMEOUT_S: Final = 30
 _PROC: Final = Path("/proc")
 _RESTART_BACKOFF_S: Final = 1.0
+BROKER: Final = "broker"
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ class Pipeline:
         self.processes: dict[str, subprocess.Popen[bytes] | None] = dict.fromkeys(_JOBS)
         self.output = {name: LogTail(_JOBS[name].log(settings)) for name in _JOBS}
         """What each job writes to its log, since it was last started."""
-        self.restarts = dict.fromkeys(_JOBS, 0)
+        self.restarts = dict.fromkeys((BROKER, *_JOBS), 0)
+        self.broker: KafkaBroker | None = None
+        """The broker this run started (and so restarts), if it did."""
         self.report: Callable[[str], None] = log.info
         self.supervising = False
         """Whether a job that stops is restarted: once both have started."""
@@ -115,12 +119,16 @@ class Pipeline:
         self.supervising = True
 
     def check(self) -> None:
-        """Restart a job that has stopped, or raise with what its log says went wrong.
+        """Restart what has stopped, or raise with what its log says went wrong.
 
-        Once both jobs run, each is restarted up to `job_restarts` times, after a wait that
-        doubles each time (1 s, 2 s, 4 s, ...); it resumes from its checkpoint, so nothing is
-        lost or counted twice. Before that, or past its restarts, the run fails.
+        Once both jobs run, each of them, and the broker when this run started it, is restarted
+        up to `restarts` times, after a wait that doubles each time (1 s, 2 s, 4 s, ...): the
+        broker from its log, the jobs from their checkpoints, so nothing is lost or counted
+        twice. Before that, or past its restarts, the run fails.
         """
+        if self.broker is not None and self.broker.process.pid() is None:
+            self._wait_to_restart(BROKER, "Kafka stopped unexpectedly", self.broker.log_file)
+            self.broker.start()
         for name, process in self.processes.items():
             if process is None or process.poll() is None:
                 continue
@@ -129,21 +137,23 @@ class Pipeline:
                 f"the {name} job stopped unexpectedly (exit {process.returncode}): "
                 f"{_JOBS[name].failure(self.settings, output.text())}"
             )
-            used = self.restarts[name]
-            if not self.supervising or used >= self.settings.job_restarts:
-                restarted = f" (restarted {used} times)" if used else ""
-                raise AdstreamError(f"{stopped}; see {output.log_file}{restarted}")
-            delay = _RESTART_BACKOFF_S * 2**used
-            self.report(
-                f"{stopped}; restarting it in {delay:.0f} s "
-                f"({used + 1} of {self.settings.job_restarts})"
-            )
             _end_group(process)
-            time.sleep(delay)
-            self.restarts[name] = used + 1
+            self._wait_to_restart(name, stopped, output.log_file)
             self.output[name] = LogTail(output.log_file)
             with _interrupts_deferred():
                 self.processes[name] = _JOBS[name].start(self.settings)
+
+    def _wait_to_restart(self, name: str, stopped: str, log_file: Path) -> None:
+        """Report `stopped` and wait before restarting `name`; raise if it may not restart."""
+        used = self.restarts[name]
+        if not self.supervising or used >= self.settings.restarts:
+            restarted = f" (restarted {used} times)" if used else ""
+            raise AdstreamError(f"{stopped}; see {log_file}{restarted}")
+        delay = _RESTART_BACKOFF_S * 2**used
+        limit = self.settings.restarts
+        self.report(f"{stopped}; restarting it in {delay:.0f} s ({used + 1} of {limit})")
+        time.sleep(delay)
+        self.restarts[name] = used + 1
 
     def progress(self, generated: GenerateReport | None) -> str:
         """One status line: events produced, rows per table, freshness lag."""
@@ -175,7 +185,7 @@ class Pipeline:
             self.check()
             time.sleep(_POLL_S)
         report("finishing: the join drains and stops with a savepoint")
-        self.supervising = False  # from here on, a job that stops has finished or failed
+        self.supervising = False  # from here on, what stops has finished or failed
         self._stop("join")
         report("finishing: the enrichment writes what remains")
         self._stop("enrichment")
@@ -332,6 +342,8 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
     try:
         for line in start_services(settings):
             report(line)
+        if started and isinstance(service, KafkaBroker):
+            pipeline.broker = service
         pipeline.start(report)
         dashboard.start()
         report(f"pipeline ready after {time.monotonic() - began:.1f} s")

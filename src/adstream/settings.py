@@ -300,11 +300,11 @@ class Settings(BaseSettings):
     )
 
     # The whole pipeline (`adstream run`; docs/run.md).
-    job_restarts: int = Field(
+    restarts: int = Field(
         3,
         ge=0,
-        description="How many times `adstream run` restarts a job that stops unexpectedly, "
-        "each after a wait twice the last (1 s first); it resumes from its checkpoint.",
+        description="How many times `adstream run` restarts a job, or the broker it started, "
+        "that stops unexpectedly, each after a wait twice the last (1 s first).",
     )
 
     # Dashboard (`adstream dashboard`, also started by `adstream run`; docs/dashboard.md).

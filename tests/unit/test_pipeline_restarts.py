@@ -31,7 +31,7 @@ def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> Pi
     jobs = {"join": job(tmp_path / "join.log", code)}
     monkeypatch.setattr(pipeline, "_JOBS", jobs)
     monkeypatch.setattr(pipeline, "_RESTART_BACKOFF_S", 0.05)
-    run = Pipeline(instance_settings(tmp_path / "data", job_restarts=2))
+    run = Pipeline(instance_settings(tmp_path / "data", restarts=2))
     run.supervising = True
     run.processes["join"] = jobs["join"].start(run.settings)
     return run
@@ -57,7 +57,7 @@ def test_a_job_that_keeps_stopping_is_restarted_then_the_run_fails(
         f"space; restarting it in {0.05 * 2**n:.0f} s ({n + 1} of 2)"
         for n in range(2)
     ]
-    assert run.restarts == {"join": 2}
+    assert run.restarts == {"broker": 0, "join": 2}
     the_job(run).wait()
     with pytest.raises(AdstreamError) as failed:
         run.check()
@@ -71,7 +71,7 @@ def test_a_running_job_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyP
     run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
     try:
         run.check()
-        assert run.restarts == {"join": 0}
+        assert run.restarts == {"broker": 0, "join": 0}
     finally:
         the_job(run).kill()
         the_job(run).wait()
@@ -85,4 +85,40 @@ def test_before_both_jobs_run_a_stopped_job_fails_the_run_at_once(
     the_job(run).wait()
     with pytest.raises(AdstreamError, match=r"exit 3\): java.lang.OutOfMemoryError"):
         run.check()
-    assert run.restarts == {"join": 0}
+    assert run.restarts == {"broker": 0, "join": 0}
+
+
+class StoppedBroker:
+    """A broker whose process is gone until it is started again."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.running = False
+        self.process = self
+
+    def pid(self) -> int | None:
+        return 1 if self.running else None
+
+    def start(self) -> bool:
+        self.running = True
+        return True
+
+
+def test_the_broker_this_run_started_is_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
+    reported: list[str] = []
+    run.report = reported.append
+    broker = StoppedBroker(tmp_path / "kafka.log")
+    run.broker = broker  # type: ignore[assignment]
+    try:
+        run.check()
+        assert broker.running
+        assert reported == ["Kafka stopped unexpectedly; restarting it in 0 s (1 of 2)"]
+        assert run.restarts == {"broker": 1, "join": 0}
+        run.check()  # running again: left alone
+        assert run.restarts == {"broker": 1, "join": 0}
+    finally:
+        the_job(run).kill()
+        the_job(run).wait()
