@@ -1,6 +1,7 @@
 """Kafka client configuration, in one place, for every producer, consumer and admin client."""
 
 import logging
+import socket
 import time
 from typing import Any, Final
 
@@ -54,12 +55,28 @@ def admin_client(settings: Settings) -> AdminClient:
 
 
 def broker_reachable(settings: Settings, timeout: float = 2.0) -> bool:
-    """Whether a broker answers a metadata request within `timeout` seconds."""
+    """Whether a broker answers a metadata request within `timeout` seconds.
+
+    When no bootstrap server accepts a connection at all, that is the answer at once: the
+    client would retry until the timeout.
+    """
+    if not any(_accepts(server, timeout) for server in settings.bootstrap_servers.split(",")):
+        return False
     try:
         admin_client(settings).list_topics(timeout=timeout)
     except KafkaException:
         return False
     return True
+
+
+def _accepts(server: str, timeout: float) -> bool:
+    """Whether `host:port` accepts a TCP connection."""
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def require_broker(settings: Settings) -> None:
