@@ -45,6 +45,7 @@ from adstream.events.outcomes import CLICKS_TOPIC
 from adstream.events.validation import ValidEvent, validate
 from adstream.query import Scan, run_fixed_query
 from adstream.services.kafka_client import read_topic
+from adstream.services.process import stop
 from adstream.settings import Settings
 from adstream.verify import read_source_records
 from contenders.output_table import TABLE as CONTENDER_TABLE
@@ -338,15 +339,15 @@ class Visibility:
     polls: int = 0
 
 
-def poll_visibility(settings: Settings, since: datetime, stop: threading.Event) -> Visibility:
-    """Every second until `stop`: the attributed clicks `adstream query` sees now."""
+def poll_visibility(settings: Settings, since: datetime, done: threading.Event) -> Visibility:
+    """Every second until `done`: the attributed clicks `adstream query` sees now."""
     visibility = Visibility({})
     last_error = ""
     scan = Scan(
         GreaterThanOrEqual(term=Reference("click_time"), value=literal(since.isoformat())),
         ("impression_id", "click_time"),
     )
-    while not stop.is_set():
+    while not done.is_set():
         began = time.time()
         try:
             rows = run_fixed_query(
@@ -362,7 +363,7 @@ def poll_visibility(settings: Settings, since: datetime, stop: threading.Event) 
         for impression_id, click_ms in rows:
             visibility.seen.setdefault((impression_id, click_ms), began)
         visibility.polls += 1
-        stop.wait(max(0.0, 1.0 - (time.time() - began)))
+        done.wait(max(0.0, 1.0 - (time.time() - began)))
     return visibility
 
 
@@ -459,10 +460,10 @@ def freshness_run(rate: int, plan: Plan, workdir: Path, number: int) -> dict[str
             f"--duration {plan.duration_s}"
         )
         started = datetime.now(UTC)
-        stop = threading.Event()
+        done = threading.Event()
         polled: dict[str, Visibility] = {}
         poller = threading.Thread(
-            target=lambda: polled.setdefault("v", poll_visibility(settings, started, stop))
+            target=lambda: polled.setdefault("v", poll_visibility(settings, started, done))
         )
         poller.start()
         run_log = workdir / f"fresh-{rate}-{number}.log"
@@ -476,11 +477,10 @@ def freshness_run(rate: int, plan: Plan, workdir: Path, number: int) -> dict[str
             try:
                 code = run.wait()
             except BaseException:  # stopped: Ctrl-C, as a user would, so it cleans up
-                run.send_signal(signal.SIGINT)
-                run.wait(timeout=600)
+                stop([run], name="adstream run", signum=signal.SIGINT, timeout=600)
                 raise
             finally:
-                stop.set()
+                done.set()
                 poller.join()
         if code != 0:
             raise RuntimeError(f"adstream run failed; see {run_log}")

@@ -16,7 +16,6 @@ import resource
 import signal
 import socket
 import statistics
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,6 +37,7 @@ from adstream.generator.sinks import KafkaSink
 from adstream.lakehouse.catalog import open_catalog
 from adstream.services.kafka import KafkaBroker
 from adstream.services.kafka_client import admin_client
+from adstream.services.process import spawn, stop
 from adstream.settings import Settings, load_settings
 from adstream.verify import click_revenue, expected_outcomes
 
@@ -239,21 +239,18 @@ def measure(
     me = psutil.Process()
     peak = 0
     began = time.perf_counter()
-    with log.open("wb") as output:
-        # Its own process group: stopping the benchmark stops every process the contender made.
-        process = subprocess.Popen(
-            argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            while process.poll() is None:
-                peak = max(peak, _tree_rss(me, broker_pids) - me.memory_info().rss)
-                if time.perf_counter() - began > timeout_s:
-                    raise RuntimeError(f"{argv[0]} took longer than {timeout_s:.0f} s; see {log}")
-                time.sleep(SAMPLE_INTERVAL_S)
-        except BaseException:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
+    log.write_bytes(b"")
+    # Its own process group: stopping the benchmark stops every process the contender made.
+    process = spawn(argv, log, env=env)
+    try:
+        while process.poll() is None:
+            peak = max(peak, _tree_rss(me, broker_pids) - me.memory_info().rss)
+            if time.perf_counter() - began > timeout_s:
+                raise RuntimeError(f"{argv[0]} took longer than {timeout_s:.0f} s; see {log}")
+            time.sleep(SAMPLE_INTERVAL_S)
+    except BaseException:
+        stop([process], name=argv[0], signum=signal.SIGKILL)
+        raise
     wall = time.perf_counter() - began
     _reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
 from adstream.join.launcher import local_rest
 from adstream.services.kafka_client import end_offsets
+from adstream.services.process import stop
 from adstream.settings import Settings
 from harness import Dataset, free_ports, preload, private_broker
 
@@ -158,8 +158,7 @@ def soak(
         if process.poll() is not None:
             raise SystemExit(f"adstream join ended early (exit {process.returncode})")
     finally:
-        process.send_signal(signal.SIGTERM)  # as Ctrl-C: it stops with a savepoint
-        process.wait(timeout=300)
+        stop([process], name="adstream join")  # SIGTERM, as Ctrl-C: it stops with a savepoint
     return samples
 
 

@@ -13,12 +13,11 @@ that wait; nothing is lost, the next run resumes from the checkpoints.
 """
 
 import logging
-import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +35,7 @@ from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, 
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
 from adstream.services.kafka import KafkaBroker
-from adstream.services.process import LogTail, last_error
+from adstream.services.process import JOB_STOP_TIMEOUT_S, LogTail, end_group, last_error, stop
 from adstream.settings import Settings
 from adstream.verify import Tally, stored_tally
 
@@ -44,9 +43,6 @@ log = logging.getLogger(__name__)
 
 _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
 _POLL_S: Final = 0.25
-_STOP_TIMEOUT_S: Final = 300
-_GROUP_TIMEOUT_S: Final = 30
-_PROC: Final = Path("/proc")
 _RESTART_BACKOFF_S: Final = 1.0
 BROKER: Final = "broker"
 
@@ -137,7 +133,7 @@ class Pipeline:
                 f"the {name} job stopped unexpectedly (exit {process.returncode}): "
                 f"{_JOBS[name].failure(self.settings, output.text())}"
             )
-            _end_group(process)
+            end_group(process)
             self._wait_to_restart(name, stopped, output.log_file)
             self.output[name] = LogTail(output.log_file)
             with _interrupts_deferred():
@@ -208,13 +204,13 @@ class Pipeline:
         assert process is not None
         process.send_signal(signal.SIGUSR1)
         try:
-            code = process.wait(timeout=_STOP_TIMEOUT_S)
+            code = process.wait(timeout=JOB_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise AdstreamError(
-                f"the {name} job did not finish within {_STOP_TIMEOUT_S} s; "
+                f"the {name} job did not finish within {JOB_STOP_TIMEOUT_S} s; "
                 f"its log is under {self.settings.data_dir}"
             ) from None
-        _end_group(process)
+        end_group(process)
         if code != 0:
             raise AdstreamError(
                 f"the {name} job failed to finish (exit {code}); "
@@ -223,17 +219,8 @@ class Pipeline:
 
     def abandon(self) -> None:
         """Stop both jobs now: the join with a savepoint, the enrichment after its batch."""
-        for process in self.processes.values():
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            if process is not None:
-                try:
-                    process.wait(timeout=_STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                _end_group(process)
+        jobs = [process for process in self.processes.values() if process is not None]
+        stop(jobs, name="the jobs")
 
 
 @contextmanager
@@ -256,52 +243,6 @@ def _interrupts_deferred() -> Iterator[None]:
             signal.signal(signum, handler)
     if received:
         raise KeyboardInterrupt
-
-
-def _end_group(process: subprocess.Popen[bytes]) -> None:
-    """End what is left of an exited job's process group, and wait until nothing of it runs.
-
-    Each job leads a group of its own; its JVM outlives it when the job process was stopped
-    before it could stop the JVM (e.g. a SIGTERM while it starts).
-    """
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + _GROUP_TIMEOUT_S
-    while _group_runs(process.pid):
-        time.sleep(0.1)
-        if time.monotonic() > deadline:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def _group_runs(group: int) -> bool:
-    """Whether a process of `group` still runs.
-
-    One that has exited but waits for its parent to reap it (a zombie) does not: an orphaned
-    JVM's parent may be a subreaper that reaps only later, as the benchmarks' harness does.
-    """
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    if not _PROC.is_dir():
-        return True  # no /proc (macOS): zombies count
-    return any(state != "Z" for state in group_states(group).values())
-
-
-def group_states(group: int) -> dict[int, str]:
-    """The processes of `group` by pid, each with its state letter (`Z` for a zombie)."""
-    states = {}
-    for stat in _PROC.glob("[0-9]*/stat"):
-        try:
-            state, _, member_of = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, IndexError):
-            continue  # it ended meanwhile
-        if int(member_of) == group:
-            states[int(stat.parent.name)] = state
-    return states
 
 
 def freshness_lag(settings: Settings) -> timedelta | None:

@@ -14,7 +14,7 @@ from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import catalog_properties, ensure_tables, row_counts
 from adstream.platform import outcome_streams
 from adstream.services import aws
-from adstream.services.process import LogTail
+from adstream.services.process import LogTail, spawn, stop
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,15 +148,8 @@ def start_enrich(
     params_file.write_text(params.to_json())
     describe(settings, streams, bounded=bounded)
     environment = dict(os.environ) | job_environment(settings)
-    with enrich_log(settings).open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "adstream.enrich.job", str(params_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=detached,
-        )
+    command = [sys.executable, "-m", "adstream.enrich.job", str(params_file)]
+    return spawn(command, enrich_log(settings), env=environment, detached=detached)
 
 
 def run_enrich(settings: Settings, *, bounded: bool) -> None:
@@ -172,8 +165,7 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
     try:
         code = process.wait()
     except BaseException:  # Ctrl-C or SIGTERM: never leave the job running
-        process.terminate()
-        process.wait()
+        stop([process], name="the enrichment job")
         raise
     if code == EXIT_LOCKED:
         raise AdstreamError(

@@ -15,7 +15,7 @@ from adstream.join.streams import InputEnd
 from adstream.platform import join_streams
 from adstream.services.flink_cluster import FlinkCluster
 from adstream.services.flink_rest import FlinkRest
-from adstream.services.process import LogTail, free_port, last_error, wait_until
+from adstream.services.process import LogTail, free_port, last_error, spawn, stop, wait_until
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ _NOT_RESTORABLE: Final = re.compile(r"Failed to rollback to checkpoint/savepoint
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
 _PARAMS_FILE: Final = "join-params.json"
-_STOP_TIMEOUT_S: Final = 300
 """How long a job stopping with a savepoint may take before it is killed."""
 
 
@@ -200,15 +199,8 @@ def start_join(
             **streams.environment(),
             "PYFLINK_CLIENT_EXECUTABLE": str(settings.flink_python),
         }
-    with join_log(settings).open("ab") as output:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=detached,  # detached: a terminal's Ctrl-C does not reach it
-        )
+    # detached: a terminal's Ctrl-C does not reach it
+    return spawn(command, join_log(settings), env=environment, detached=detached)
 
 
 def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> None:
@@ -239,7 +231,7 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
             time.sleep(_POLL_S)
         code = process.wait()
     except BaseException:  # Ctrl-C, SIGTERM, or an error while watching: never leave it running
-        _stop(process)
+        stop([process], name="the join job")  # with a savepoint
         if standalone is not None:
             _cancel(standalone, _submitted_job(output.text()))
         raise
@@ -251,19 +243,6 @@ def run_join(settings: Settings, *, bounded: bool, cluster: bool = False) -> Non
         failure = job_failure(settings, output.text())
         raise AdstreamError(f"the join job failed (exit {code}): {failure}; see {log_file}")
     log.info("join finished in %.1f s", time.monotonic() - began)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the job process: with a savepoint (SIGTERM), or killed if that takes too long."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log.warning("the join job did not stop within %d s; killing it", _STOP_TIMEOUT_S)
-        process.kill()
-        process.wait()
 
 
 def _drain(

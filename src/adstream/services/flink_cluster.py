@@ -5,11 +5,9 @@ logs, PID files and scratch space live under `<data_dir>/flink-cluster/`, never 
 site-packages (the scripts read `FLINK_CONF_DIR`, `FLINK_LOG_DIR` and `FLINK_PID_DIR`).
 """
 
-import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from adstream.services.process import (
     is_live_process_with,
     last_error,
     port_is_free,
+    stop_pids,
     wait_until,
 )
 from adstream.settings import Settings
@@ -160,7 +159,7 @@ class FlinkCluster(FlinkRest):
         (self.log_dir / "start-cluster.out").write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             raise AdstreamError(
-                f"start-cluster.sh failed: {_last_line_of(result.stdout + result.stderr)}"
+                f"start-cluster.sh failed: {last_error(result.stdout + result.stderr)}"
             )
         self._wait_ready()
         log.info(
@@ -191,23 +190,7 @@ class FlinkCluster(FlinkRest):
         except (AdstreamError, subprocess.TimeoutExpired) as error:
             log.warning("stop-cluster.sh did not finish (%s); stopping the processes", error)
         # The scripts stop only what their PID files list; make sure no JVM of ours is left.
-        for pid in pids:
-            self._signal(pid, signal.SIGTERM)
-        try:
-            wait_until(
-                lambda: not any(self._is_ours(pid) for pid in pids),
-                timeout=_STOP_TIMEOUT_S,
-                what="the Flink cluster to stop",
-            )
-        except AdstreamError:
-            log.warning("Flink processes did not stop within %.0f s; killing them", _STOP_TIMEOUT_S)
-            for pid in pids:
-                self._signal(pid, signal.SIGKILL)
-            wait_until(
-                lambda: not any(self._is_ours(pid) for pid in pids),
-                timeout=30,
-                what="the Flink processes to die",
-            )
+        stop_pids(pids, self._is_ours, name="the Flink cluster", timeout=_STOP_TIMEOUT_S)
         self._remove_pid_files()
         log.info("Flink cluster stopped")
         return True
@@ -316,11 +299,6 @@ class FlinkCluster(FlinkRest):
         """Whether `pid` is a live daemon of this cluster (its --configDir is our conf dir)."""
         return is_live_process_with(pid, b"--configDir\0" + str(self.conf_dir).encode() + b"\0")
 
-    def _signal(self, pid: int, signum: signal.Signals) -> None:
-        if self._is_ours(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
     def _remove_pid_files(self) -> None:
         for daemon in (_JOBMANAGER, _TASKMANAGER):
             (self.pid_dir / f"flink-{_IDENT}-{daemon}.pid").unlink(missing_ok=True)
@@ -345,8 +323,3 @@ def _shipped_setting(config_file: Path, key: str) -> str:
         if ".".join(name for _, name in path) == key and value.strip():
             return value.strip()
     raise AdstreamError(f"{key} not found in {config_file}")
-
-
-def _last_line_of(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

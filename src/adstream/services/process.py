@@ -1,4 +1,11 @@
-"""Background processes owned by adstream: PID files, liveness, ports, waiting, stopping."""
+"""The one place adstream starts, watches and stops its processes.
+
+`spawn` starts one with its output appended to a log, `LogTail` and `last_error` read what it
+wrote since (the line that says what went wrong), `wait_until` waits for it to be ready, and
+`stop` (a child) or `stop_pids` (a daemon known by its PID file, `ManagedProcess`) stops it:
+a signal, a wait, then SIGKILL. The broker, the AWS emulator, the Flink cluster, both job
+launchers, `adstream run` and the benchmarks all go through here.
+"""
 
 import logging
 import os
@@ -7,9 +14,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from adstream.errors import AdstreamError
 
@@ -17,6 +25,10 @@ log = logging.getLogger(__name__)
 
 _ERROR_LINE: Final = re.compile(r"Exception|Error|ERROR")
 _LONGEST_ERROR: Final = 500
+_KILLED_TIMEOUT_S: Final = 30
+JOB_STOP_TIMEOUT_S: Final = 300
+"""How long a job has to stop on its own (the join's savepoint, the enrichment's batch)."""
+_PROC: Final = Path("/proc")
 
 
 def wait_until(
@@ -117,16 +129,7 @@ class ManagedProcess:
         self, command: Sequence[str], log_file: Path, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start `command` detached from our terminal, its output appended to `log_file`."""
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("ab") as output:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
+        process = spawn(command, log_file, env=env)
         self.pid_file.write_text(f"{process.pid}\n")
         return process
 
@@ -135,15 +138,135 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not self._is_ours(pid), timeout=timeout, what=f"{self.name} to stop")
-        except AdstreamError:
-            log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
-            os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not self._is_ours(pid), timeout=30, what=f"{self.name} to die")
+        stop_pids([pid], self._is_ours, name=self.name, timeout=timeout)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def spawn(
+    command: Sequence[str],
+    log_file: Path,
+    *,
+    env: dict[str, str] | None = None,
+    detached: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Start `command` with no input, its output and errors appended to `log_file`.
+
+    `detached` starts it in a session of its own, leading its own process group: a terminal's
+    Ctrl-C does not reach it, and `stop` ends whatever it started too.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as output:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=detached,
+        )
+
+
+def stop(
+    processes: Iterable["subprocess.Popen[Any]"],
+    *,
+    name: str,
+    timeout: float = JOB_STOP_TIMEOUT_S,
+    signum: int = signal.SIGTERM,
+) -> None:
+    """Stop child processes, side by side; `name` names them in the log.
+
+    `signum` goes to each that runs, at once; then each has up to `timeout` s to exit before
+    SIGKILL; then what is left of the process group each leads is ended (`end_group`).
+    """
+    children = list(processes)
+    for process in children:
+        if process.poll() is None:
+            process.send_signal(signum)
+    for process in children:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", name, timeout)
+            process.kill()
+            process.wait()
+        end_group(process)
+
+
+def stop_pids(
+    pids: Collection[int], is_ours: Callable[[int], bool], *, name: str, timeout: float
+) -> None:
+    """Stop daemons known by their PID files (not our children), side by side.
+
+    SIGTERM to each, then SIGKILL to those still `is_ours` after `timeout` s; returns once none
+    is.
+    """
+    _signal_each([pid for pid in pids if is_ours(pid)], signal.SIGTERM)
+    try:
+        wait_until(
+            lambda: not any(is_ours(pid) for pid in pids), timeout=timeout, what=f"{name} to stop"
+        )
+    except AdstreamError:
+        log.warning("%s did not stop within %.0f s; killing it", name, timeout)
+        _signal_each([pid for pid in pids if is_ours(pid)], signal.SIGKILL)
+        wait_until(
+            lambda: not any(is_ours(pid) for pid in pids),
+            timeout=_KILLED_TIMEOUT_S,
+            what=f"{name} to die",
+        )
+
+
+def _signal_each(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):  # it has stopped meanwhile
+            os.kill(pid, signum)
+
+
+def end_group(process: "subprocess.Popen[Any]") -> None:
+    """End what is left of the process group an exited child led, and wait until none of it runs.
+
+    A job leads a group of its own (`spawn(detached=True)`); its JVM outlives it when the job
+    process was stopped before it could stop the JVM (e.g. a SIGTERM while it starts). A child
+    that led no group has none left: nothing to do.
+    """
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + _KILLED_TIMEOUT_S
+    while _group_runs(process.pid):
+        time.sleep(0.1)
+        if time.monotonic() > deadline:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _group_runs(group: int) -> bool:
+    """Whether a process of `group` still runs.
+
+    One that has exited but waits for its parent to reap it (a zombie) does not: an orphaned
+    JVM's parent may be a subreaper that reaps only later, as the benchmarks' harness does.
+    """
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    if not _PROC.is_dir():
+        return True  # no /proc (macOS): zombies count
+    return any(state != "Z" for state in group_states(group).values())
+
+
+def group_states(group: int) -> dict[int, str]:
+    """The processes of `group` by pid, each with its state letter (`Z` for a zombie)."""
+    states = {}
+    for stat in _PROC.glob("[0-9]*/stat"):
+        try:
+            state, _, member_of = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        if int(member_of) == group:
+            states[int(stat.parent.name)] = state
+    return states
 
 
 def is_live_process_with(pid: int, marker: bytes) -> bool:

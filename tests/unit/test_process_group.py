@@ -1,4 +1,4 @@
-"""`adstream run` waits for an exited job's process group to end, and a zombie has ended."""
+"""A stopped job's process group is waited for until it ends, and a zombie has ended."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import textwrap
 _SCRIPT = textwrap.dedent(
     """
     import ctypes, subprocess, sys, time
-    from adstream.pipeline import _end_group, group_states
+    from adstream.services.process import end_group, group_states
 
     assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     leader = subprocess.Popen(
@@ -22,7 +22,7 @@ _SCRIPT = textwrap.dedent(
     while "Z" not in group_states(leader.pid).values():
         assert time.monotonic() < deadline, "the orphan never exited"
         time.sleep(0.05)
-    _end_group(leader)
+    end_group(leader)
     print("ended")
     """
 )
