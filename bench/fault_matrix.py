@@ -1,19 +1,27 @@
-"""Fault matrix: `adstream run` while its broker, join or enrichment is killed (-9), verified.
+"""Fault matrix: `adstream run` while its broker, join or enrichment is killed, paused or starved.
 
 For each fault, one `adstream run --events N --rate R` in a data directory and ports of its own
 (the run starts, and so supervises, its own broker); while the generator runs, the fault is
-injected `--times` times, spread over the generation: the join once while a checkpoint is in
-progress (Flink's REST API says so), the enrichment once while a micro-batch writes its tables
-(new data files in the warehouse within the last half second), the rest at the moments the
-produced count reaches its share. After the run: `adstream up`, `adstream verify` (its table of
-expected and stored counts per outcome gives the records lost and duplicated), `adstream down`.
-Seconds to recover: from each injection until what was killed runs again (the job's log says it
-runs, or the broker answers).
+injected `--times` times, spread over the generation:
+
+- `join`, `enrichment`, `broker`: kill -9; the join once while a checkpoint is in progress
+  (Flink's REST API says so), the enrichment once while a micro-batch writes its tables (new
+  data files in the warehouse within the last half second);
+- `pause`: the join's process group stopped (SIGSTOP) for longer than its Kafka transaction
+  timeout (shortened for this run), then continued: the broker has aborted its open
+  transactions meanwhile; the first while a checkpoint is in progress;
+- `disk`: the data directory is a small file system of its own (a loop mount; root only),
+  filled to the last block for a while, then freed.
+
+After the run: `adstream up`, `adstream verify` (its table of expected and stored counts per
+outcome gives the records lost and duplicated), `adstream down`. Seconds to recover: from the
+end of each fault (the kill, the continue, the freeing) until what was killed runs again (the
+job's log says it runs, the broker answers) or, after a pause or a full disk, the tables grow.
 
 Results: bench/results/fault_matrix.json and a Markdown table on stdout (docs/reliability.md).
 
     .venv/bin/python bench/fault_matrix.py [--events 200000] [--rate 1000] [--times 3]
-        [--faults join enrichment broker]
+        [--faults join enrichment broker pause disk]
 """
 
 import argparse
@@ -26,7 +34,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -41,14 +50,25 @@ from adstream.join import params as join_params
 from adstream.join.launcher import join_log, local_rest
 from adstream.services.kafka import KafkaBroker
 from adstream.services.kafka_client import broker_reachable
-from adstream.services.process import LogTail
+from adstream.services.process import LogTail, stop
 from adstream.settings import Settings
 from harness import Instance
 
 RESULTS: Final = Path(__file__).parent / "results" / "fault_matrix.json"
 ADSTREAM: Final = str(Path(sys.executable).with_name("adstream"))
-FAULTS: Final = ("join", "enrichment", "broker")
+TRANSACTION_TIMEOUT_S: Final = 20
+PAUSE_S: Final = 30
+DISK_FULL_S: Final = 10
+DISK_BYTES: Final = 4 << 30
+FAULTS: Final = {
+    "join": "kill -9 join",
+    "enrichment": "kill -9 enrichment",
+    "broker": "kill -9 broker",
+    "pause": f"SIGSTOP join {PAUSE_S} s (transactions time out after {TRANSACTION_TIMEOUT_S} s)",
+    "disk": f"data disk full {DISK_FULL_S} s",
+}
 PRODUCED: Final = re.compile(r"produced ([\d,]+) events")
+TABLE_ROWS: Final = re.compile(r"tables: ([^;]*);")
 VERIFY_ROW: Final = re.compile(r"^(\S.*?)\s+([\d,]+)\s+([\d,]+)(\s+<--.*)?$")
 
 
@@ -68,6 +88,12 @@ class Run:
         """Events produced so far, from the newest progress line."""
         found = (PRODUCED.search(line) for line in reversed(self.lines))
         return next((int(m[1].replace(",", "")) for m in found if m), 0)
+
+    def rows(self) -> int:
+        """Rows in the tables, from the newest progress line."""
+        found = (TABLE_ROWS.search(line) for line in reversed(self.lines))
+        shown = next((m[1] for m in found if m), "")
+        return sum(int(part.split()[-1].replace(",", "")) for part in shown.split(", ") if part)
 
 
 def reached(run: Run, events: int) -> bool:
@@ -111,13 +137,26 @@ def batch_writing(settings: Settings) -> bool:
     return time.time() - newest < 0.5
 
 
-def inject(fault: str, settings: Settings, precise: bool) -> Callable[[], bool]:
-    """Kill -9 what `fault` names (at a telling moment when `precise`); return 'runs again'."""
+def inject(fault: str, settings: Settings, run: Run, precise: bool) -> Callable[[], bool]:
+    """Inject `fault` (at a telling moment when `precise`) and end it; return 'recovered'."""
     if fault == "broker":
         pid = KafkaBroker(settings).process.pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         return lambda: broker_reachable(settings, timeout=1.0)
+    if fault == "disk":
+        filler = fill(settings.data_dir)
+        time.sleep(DISK_FULL_S)
+        filler.unlink()
+        return tables_grow(run)
+    if fault == "pause":
+        if precise:
+            wait_for(lambda: checkpoint_in_progress(settings), 120, "a checkpoint to pause in")
+        group = job_group(settings, "adstream.join.job")
+        os.killpg(group, signal.SIGSTOP)
+        time.sleep(PAUSE_S)
+        os.killpg(group, signal.SIGCONT)
+        return tables_grow(run)
     module, log_file, marker, moment = {
         "join": (
             "adstream.join.job",
@@ -138,6 +177,42 @@ def inject(fault: str, settings: Settings, precise: bool) -> Callable[[], bool]:
     output = LogTail(log_file)
     os.killpg(group, signal.SIGKILL)
     return lambda: output.contains(marker)
+
+
+def tables_grow(run: Run) -> Callable[[], bool]:
+    """'The tables have grown since now', from the run's progress lines."""
+    rows = run.rows()
+    return lambda: run.rows() > rows
+
+
+def fill(directory: Path) -> Path:
+    """A file taking every free block of `directory`'s file system (to be deleted to free it)."""
+    filler = directory / "disk-filler"
+    with filler.open("wb") as output:
+        free = os.statvfs(directory)
+        os.posix_fallocate(output.fileno(), 0, free.f_bavail * free.f_frsize)
+    return filler
+
+
+@contextmanager
+def data_directory(root: Path, small_disk: bool) -> Iterator[Path]:
+    """`root/data`; for the disk fault, the mount point of a small ext4 file system of its own."""
+    data = root / "data"
+    if not small_disk:
+        yield data
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("the disk fault mounts a file system (a loop device): run it as root")
+    image = root / "disk.img"
+    with image.open("wb") as sparse:
+        sparse.truncate(DISK_BYTES)
+    subprocess.run(["mkfs.ext4", "-q", "-m", "0", str(image)], check=True)
+    data.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(data)], check=True)
+    try:
+        yield data
+    finally:
+        subprocess.run(["umount", "--lazy", str(data)], check=False)
 
 
 def verify(env: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -174,9 +249,14 @@ class Outcome:
 
 def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
     """One run with `fault` injected `times` times; what verify says after it."""
-    with tempfile.TemporaryDirectory(prefix="adstream-faults-") as root:
-        instance = Instance.fresh(Path(root) / "data")
+    with (
+        tempfile.TemporaryDirectory(prefix="adstream-faults-") as root,
+        data_directory(Path(root), small_disk=fault == "disk") as data_dir,
+    ):
+        instance = Instance.fresh(data_dir)
         env, settings = instance.env(), instance.settings()
+        if fault == "pause":
+            env["ADSTREAM_JOIN_TRANSACTION_TIMEOUT"] = str(TRANSACTION_TIMEOUT_S)
         run = Run(
             subprocess.Popen(
                 [ADSTREAM, "run", "--events", str(events), "--rate", str(rate)],
@@ -187,28 +267,32 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
             )
         )
         threading.Thread(target=run.read, daemon=True).start()
-        recoveries = []
-        for number in range(times):
-            due = (number + 1) * events // (times + 1)
-            wait_for(partial(reached, run, due), 1800, f"{due:,} events produced")
-            began = time.monotonic()
-            runs_again = inject(fault, settings, precise=number == 0)
-            wait_for(runs_again, 600, f"the {fault} to run again")
-            recoveries.append(time.monotonic() - began)
-            print(
-                f"  {fault} killed ({number + 1}/{times}), running again after "
-                f"{recoveries[-1]:.1f} s",
-                flush=True,
-            )
-        stdout, _ = run.process.communicate(timeout=3600)
-        if run.process.returncode != 0:
-            raise SystemExit(f"adstream run failed: {''.join(run.lines[-5:])}")
+        try:
+            recoveries = []
+            for number in range(times):
+                due = (number + 1) * events // (times + 1)
+                wait_for(partial(reached, run, due), 1800, f"{due:,} events produced")
+                recovered = inject(fault, settings, run, precise=number == 0)
+                began = time.monotonic()
+                wait_for(recovered, 600, f"the run to recover from {FAULTS[fault]}")
+                recoveries.append(time.monotonic() - began)
+                print(
+                    f"  {FAULTS[fault]} ({number + 1}/{times}), recovered after "
+                    f"{recoveries[-1]:.1f} s",
+                    flush=True,
+                )
+            stdout, _ = run.process.communicate(timeout=3600)
+            if run.process.returncode != 0:
+                raise SystemExit(f"adstream run failed: {''.join(run.lines[-5:])}")
+        except BaseException:  # stopped or failed: Ctrl-C, as a user would, so it cleans up
+            stop([run.process], name="adstream run", signum=signal.SIGINT)
+            raise
         counts = verify(env)
     lost = sum(max(0, expected - stored) for expected, stored in counts.values())
     duplicated = sum(max(0, stored - expected) for expected, stored in counts.values())
     restarts = [line.strip() for line in run.lines if "restarting it in" in line]
     return Outcome(
-        fault=f"kill -9 {fault}",
+        fault=FAULTS[fault],
         injected=times,
         restarts_reported=len(restarts),
         records_lost=lost,
@@ -237,12 +321,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--times", type=int, default=3)
-    parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    parser.add_argument("--faults", nargs="+", choices=list(FAULTS), default=list(FAULTS))
     args = parser.parse_args()
 
     results: list[Outcome] = []
     for fault in args.faults:
-        print(f"kill -9 {fault}, {args.times} times, {args.events:,} events", flush=True)
+        print(f"{FAULTS[fault]}, {args.times} times, {args.events:,} events", flush=True)
         results.append(campaign(fault, args.events, args.rate, args.times))
         save(args, results)  # after each: a later campaign that fails keeps the earlier ones
     print("| fault | injected | restarts | lost | duplicated | verify | seconds to recover |")

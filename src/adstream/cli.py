@@ -295,6 +295,7 @@ JOIN: Final = (
     "idle_timeout",
     "future_bound",
     "checkpoint_interval",
+    "join_transaction_timeout",
     "dedup_horizon",
     "join_parallelism",
     "join_state_backend",

@@ -28,6 +28,8 @@ from adstream.errors import AdstreamError
 ENV_PREFIX: Final = "ADSTREAM_"
 DEFAULT_CONFIG_FILE: Final = Path("adstream.toml")
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
+LONGEST_TRANSACTION: Final = timedelta(hours=1)
+"""The local broker's limit on a transaction's timeout (`transaction.max.timeout.ms`)."""
 
 
 def _seconds(value: Any) -> Any:
@@ -154,6 +156,13 @@ class Settings(BaseSettings):
         timedelta(seconds=2),
         description="Flink checkpoint (and commit) interval (seconds): how soon the join's "
         "results become visible.",
+    )
+    join_transaction_timeout: Seconds = Field(
+        timedelta(minutes=15),
+        description="How long the join's Kafka transactions may stay open (seconds; at most the "
+        "local broker's limit, an hour): well above the checkpoint interval plus a restart. A "
+        "join paused for longer (a stopped process, a long GC pause) finds its open transactions "
+        "aborted by the broker and restarts from its last checkpoint.",
     )
     dedup_horizon: Seconds = Field(
         timedelta(hours=1),
@@ -342,6 +351,15 @@ class Settings(BaseSettings):
             raise ValueError("flink_rest_port must lie outside the flink_rpc_port range")
         if self.aws_emulator and self.aws_endpoint_url is not None:
             raise ValueError("aws_emulator and aws_endpoint_url exclude each other")
+        return self
+
+    @model_validator(mode="after")
+    def _transactions_outlive_checkpoints(self) -> "Settings":
+        if not self.checkpoint_interval < self.join_transaction_timeout <= LONGEST_TRANSACTION:
+            raise ValueError(
+                "join_transaction_timeout must exceed checkpoint_interval and be at most "
+                f"{LONGEST_TRANSACTION.total_seconds():.0f} s (the broker's limit)"
+            )
         return self
 
     @property

@@ -51,6 +51,8 @@ def test_settings_are_frozen() -> None:
         ('kafka_port = "high"\n', "invalid setting kafka_port (ADSTREAM_KAFKA_PORT)"),
         ("late_fraction = 1.5\n", "invalid setting late_fraction"),
         ("kafka_port = 9093\n", "must differ"),
+        ("join_transaction_timeout = 7200\n", "at most 3600 s (the broker's limit)"),
+        ("checkpoint_interval = 60\njoin_transaction_timeout = 30\n", "must exceed checkpoint"),
     ],
 )
 def test_bad_settings_file_is_one_clear_error(tmp_path: Path, toml: str, message: str) -> None:

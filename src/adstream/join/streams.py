@@ -145,8 +145,9 @@ class KafkaStreams:
                 "properties.bootstrap.servers": servers,
                 "sink.delivery-guarantee": "exactly-once",
                 "sink.transactional-id-prefix": f"adstream-join-{instance}-{topic}",
-                # Well above checkpoint interval + restart time, below the broker's maximum (1 h).
-                "properties.transaction.timeout.ms": "900000",
+                "properties.transaction.timeout.ms": str(
+                    int(self.settings.join_transaction_timeout.total_seconds() * 1000)
+                ),
                 "value.format": "json",
                 "value.json.encode.decimal-as-plain-number": "true",
             }

@@ -13,7 +13,7 @@ from typing import Final
 from adstream.errors import AdstreamError
 from adstream.services.kafka_client import broker_reachable, ensure_topics, topic_partitions
 from adstream.services.process import LogTail, ManagedProcess, last_error, port_is_free, wait_until
-from adstream.settings import Settings
+from adstream.settings import LONGEST_TRANSACTION, Settings
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ class KafkaBroker:
             "transaction.state.log.num.partitions": "4",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
-            # Flink's transactional sink uses transaction timeouts up to an hour.
-            "transaction.max.timeout.ms": "3600000",
+            # The join's transactions (`join_transaction_timeout`) may stay open this long.
+            "transaction.max.timeout.ms": str(int(LONGEST_TRANSACTION.total_seconds() * 1000)),
             "group.initial.rebalance.delay.ms": "0",
             "num.network.threads": "2",
             "num.io.threads": "4",
