@@ -30,7 +30,14 @@ from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
 from adstream.generator.runner import GenerateReport, generate
 from adstream.join import params as join_params
-from adstream.join.launcher import has_read_to, job_failure, join_log, run_join, start_join
+from adstream.join.launcher import (
+    LostCommits,
+    has_read_to,
+    job_failure,
+    join_log,
+    run_join,
+    start_join,
+)
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
@@ -89,6 +96,8 @@ class Pipeline:
         self.report: Callable[[str], None] = log.info
         self.supervising = False
         """Whether a job that stops is restarted: once both have started."""
+        self.lost_commits = LostCommits(settings)
+        self.lost_reported = 0
 
     def start(self, report: Callable[[str], None]) -> None:
         """Tables, then both jobs at once; return when both run (topics exist already)."""
@@ -138,6 +147,16 @@ class Pipeline:
             self.output[name] = LogTail(output.log_file)
             with _interrupts_deferred():
                 self.processes[name] = _JOBS[name].start(self.settings)
+        lost = self.lost_commits.total()
+        if lost > self.lost_reported:
+            timeout = self.settings.join_transaction_timeout.total_seconds()
+            self.report(
+                f"the join could not commit {lost - self.lost_reported} of its Kafka "
+                f"transactions: the broker had aborted them (open longer than "
+                f"--join-transaction-timeout, {timeout:.0f} s: was the join paused?); the "
+                f"outcomes they held are lost (see {self.lost_commits.log_dir})"
+            )
+            self.lost_reported = lost
 
     def _wait_to_restart(self, name: str, stopped: str, log_file: Path) -> None:
         """Report `stopped` and wait before restarting `name`; raise if it may not restart."""
@@ -303,7 +322,18 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
         tally = pipeline.finish(report, impressions_in + clicks_in)
         report(pipeline.progress(None))
         report(f"finished {time.monotonic() - finishing:.1f} s after the generator")
-        return tally.accounting(impressions_in, clicks_in)
+        accounting = tally.accounting(impressions_in, clicks_in)
+        missing = impressions_in + clicks_in - tally.input_records()
+        if missing > 0:
+            for line in accounting.splitlines():
+                report(line)
+            lost = pipeline.lost_commits.total()
+            raise AdstreamError(
+                f"{missing:,} of the {impressions_in + clicks_in:,} input records have no "
+                f"outcome in the tables ({lost} Kafka transactions of the join could not "
+                "commit); `adstream verify` shows which outcomes are short"
+            )
+        return accounting
     except KeyboardInterrupt:
         report("interrupted: stopping the jobs; the next run resumes from their checkpoints")
         raise

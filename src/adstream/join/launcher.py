@@ -26,7 +26,8 @@ _NOT_RESTORABLE: Final = re.compile(r"Failed to rollback to checkpoint/savepoint
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
 _PARAMS_FILE: Final = "join-params.json"
-"""How long a job stopping with a savepoint may take before it is killed."""
+_LOST_COMMIT: Final = b"Unable to commit transaction"
+"""What Flink's Kafka sink logs when it cannot commit a checkpoint's transaction (and goes on)."""
 
 
 def flink_home(settings: Settings) -> Path:
@@ -56,6 +57,42 @@ def job_failure(settings: Settings, output: str) -> str:
         f"{home / 'checkpoints'} and {home / 'savepoints'} away to start from the committed "
         "offsets (docs/join.md)"
     )
+
+
+class LostCommits:
+    """Transactions of the local join that Kafka refused to commit, since this was made.
+
+    A checkpoint's outcome records are committed after the checkpoint completes; if the broker
+    has aborted the transaction by then (it stayed open past `join_transaction_timeout`: the
+    join was paused, or restored too late), Flink's Kafka sink logs the loss and goes on, and
+    a restart does not replay them (the checkpoint is complete). Nothing else shows it, so
+    `adstream run` watches Flink's log for it. Each JVM the job starts rewrites that log: one
+    whose first line has changed is read from its start.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.log_dir = flink_home(settings) / "log"
+        self.read = {path: _head_and_size(path) for path in self.log_dir.glob("*.log")}
+        self.count = 0
+
+    def total(self) -> int:
+        """How many so far (each failed transaction once)."""
+        for path in self.log_dir.glob("*.log"):
+            head, start = self.read.get(path, (b"", 0))
+            with path.open("rb") as file:
+                if not file.readline().startswith(head) or file.seek(0, os.SEEK_END) < start:
+                    start = 0  # a new JVM rewrote it
+                file.seek(start)
+                written = file.read()
+            lines = written[: written.rfind(b"\n") + 1]  # whole lines only: the rest comes next
+            self.read[path] = (_head_and_size(path)[0], start + len(lines))
+            self.count += lines.count(_LOST_COMMIT)
+        return self.count
+
+
+def _head_and_size(path: Path) -> tuple[bytes, int]:
+    with path.open("rb") as file:
+        return file.readline(), file.seek(0, os.SEEK_END)
 
 
 def local_rest(settings: Settings) -> FlinkRest:
