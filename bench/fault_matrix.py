@@ -112,13 +112,17 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def job_group(settings: Settings, module: str) -> int:
-    """The process group of this instance's job `module` (the job process and its JVM)."""
+    """The process group of this instance's job `module` (the job process and its JVM), once
+    it runs (the run may be restarting it)."""
     home = str(settings.data_dir.resolve())
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if module in cmdline and any(home in part for part in cmdline):
-            return os.getpgid(process.pid)
-    raise SystemExit(f"no {module} process of {home}")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if module in cmdline and any(home in part for part in cmdline):
+                return os.getpgid(process.pid)
+        time.sleep(0.5)
+    raise SystemExit(f"no {module} process of {home} for 600 s")
 
 
 def checkpoint_in_progress(settings: Settings) -> bool:
@@ -245,6 +249,8 @@ class Outcome:
     seconds_to_recover: list[float]
     accounting: str
     restart_lines: list[str]
+    run_error: str | None
+    """The run's last line when it failed (it still is verified)."""
 
 
 def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
@@ -282,8 +288,7 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
                     flush=True,
                 )
             stdout, _ = run.process.communicate(timeout=3600)
-            if run.process.returncode != 0:
-                raise SystemExit(f"adstream run failed: {''.join(run.lines[-5:])}")
+            run_error = run.lines[-1].strip() if run.process.returncode != 0 and run.lines else None
         except BaseException:  # stopped or failed: Ctrl-C, as a user would, so it cleans up
             stop([run.process], name="adstream run", signum=signal.SIGINT)
             raise
@@ -301,16 +306,18 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
         seconds_to_recover=recoveries,
         accounting=stdout,
         restart_lines=restarts,
+        run_error=run_error,
     )
 
 
-def save(args: argparse.Namespace, results: list[Outcome]) -> None:
+def save(args: argparse.Namespace, results: list[Outcome], failed: dict[str, str]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     document = {
         "benchmark": "fault_matrix",
         "events": args.events,
         "rate": args.rate,
         "results": [asdict(result) for result in results],
+        "campaigns_failed": failed,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
@@ -325,10 +332,15 @@ def main() -> None:
     args = parser.parse_args()
 
     results: list[Outcome] = []
+    failed: dict[str, str] = {}
     for fault in args.faults:
         print(f"{FAULTS[fault]}, {args.times} times, {args.events:,} events", flush=True)
-        results.append(campaign(fault, args.events, args.rate, args.times))
-        save(args, results)  # after each: a later campaign that fails keeps the earlier ones
+        try:
+            results.append(campaign(fault, args.events, args.rate, args.times))
+        except SystemExit as error:  # this campaign could not finish: the others still run
+            failed[FAULTS[fault]] = str(error)
+            print(f"  failed: {error}", flush=True)
+        save(args, results, failed)  # after each: a later campaign that fails keeps these
     print("| fault | injected | restarts | lost | duplicated | verify | seconds to recover |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
@@ -337,6 +349,8 @@ def main() -> None:
             f"| {r.fault} | {r.injected} | {r.restarts_reported} | {r.records_lost} "
             f"| {r.records_duplicated} | {'OK' if r.verified else 'FAILED'} | {seconds} |"
         )
+    for fault, reason in failed.items():
+        print(f"| {fault} | campaign failed: {reason} |||||| ")
 
 
 if __name__ == "__main__":
