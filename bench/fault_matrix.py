@@ -25,6 +25,7 @@ Results: bench/results/fault_matrix.json and a Markdown table on stdout (docs/re
 """
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -150,8 +151,10 @@ def inject(fault: str, settings: Settings, run: Run, precise: bool) -> Callable[
         return lambda: broker_reachable(settings, timeout=1.0)
     if fault == "disk":
         filler = fill(settings.data_dir)
-        time.sleep(DISK_FULL_S)
-        filler.unlink()
+        try:
+            time.sleep(DISK_FULL_S)
+        finally:
+            filler.unlink()
         return tables_grow(run)
     if fault == "pause":
         if precise:
@@ -190,11 +193,22 @@ def tables_grow(run: Run) -> Callable[[], bool]:
 
 
 def fill(directory: Path) -> Path:
-    """A file taking every free block of `directory`'s file system (to be deleted to free it)."""
+    """A file taking every free block of `directory`'s file system (to be deleted to free it).
+
+    The others write meanwhile, so it grows in ever smaller steps until none fits.
+    """
     filler = directory / "disk-filler"
+    size = 0
     with filler.open("wb") as output:
-        free = os.statvfs(directory)
-        os.posix_fallocate(output.fileno(), 0, free.f_bavail * free.f_frsize)
+        for step in (64 << 20, 1 << 20, 4 << 10):
+            while True:
+                try:
+                    os.posix_fallocate(output.fileno(), size, step)
+                except OSError as error:
+                    if error.errno != errno.ENOSPC:
+                        raise
+                    break
+                size += step
     return filler
 
 
@@ -337,7 +351,7 @@ def main() -> None:
         print(f"{FAULTS[fault]}, {args.times} times, {args.events:,} events", flush=True)
         try:
             results.append(campaign(fault, args.events, args.rate, args.times))
-        except SystemExit as error:  # this campaign could not finish: the others still run
+        except (SystemExit, Exception) as error:  # this one could not finish: the others run
             failed[FAULTS[fault]] = str(error)
             print(f"  failed: {error}", flush=True)
         save(args, results, failed)  # after each: a later campaign that fails keeps these
