@@ -138,9 +138,11 @@ class Pipeline:
             if process is None or process.poll() is None:
                 continue
             output = self.output[name]
-            stopped = (
-                f"the {name} job stopped unexpectedly (exit {process.returncode}): "
-                f"{_JOBS[name].failure(self.settings, output.text())}"
+            code = process.returncode
+            stopped = f"the {name} job stopped unexpectedly " + (
+                f"(killed by {signal.Signals(-code).name})"  # a log line from before would mislead
+                if code < 0
+                else f"(exit {code}): {_JOBS[name].failure(self.settings, output.text())}"
             )
             end_group(process)
             self._wait_to_restart(name, stopped, output.log_file)

@@ -67,6 +67,25 @@ def test_a_job_that_keeps_stopping_is_restarted_then_the_run_fails(
     )
 
 
+def test_a_killed_job_is_reported_killed_not_by_a_line_it_logged_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(
+        tmp_path,
+        monkeypatch,
+        "import os, signal; print('WARN the batch is falling behind', flush=True); "
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    )
+    reported: list[str] = []
+    run.report = reported.append
+    the_job(run).wait()
+    run.check()
+    assert reported == [
+        "the join job stopped unexpectedly (killed by SIGKILL); restarting it in 0 s (1 of 2)"
+    ]
+    the_job(run).wait()
+
+
 def test_a_running_job_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
     try:
