@@ -4,12 +4,12 @@ For each fault, one `adstream run --events N --rate R` in a data directory and p
 (the run starts, and so supervises, its own broker); while the generator runs, the fault is
 injected `--times` times, spread over the generation:
 
-- `join`, `enrichment`, `broker`: kill -9; the join once while a checkpoint is in progress
-  (Flink's REST API says so), the enrichment once while a micro-batch writes its tables (new
+- `join`, `enrichment`, `broker`: kill -9; the join once as a checkpoint starts (its trigger
+  predicted from the latest one's), the enrichment once while a micro-batch writes its tables (new
   data files in the warehouse within the last half second);
 - `pause`: the join's process group stopped (SIGSTOP) for longer than its Kafka transaction
   timeout (shortened for this run), then continued: the broker has aborted its open
-  transactions meanwhile; the first while a checkpoint is in progress;
+  transactions meanwhile; the first as a checkpoint starts;
 - `disk`: the data directory is a small file system of its own (a loop mount; root only),
   filled to the last block for a while, then freed.
 
@@ -27,6 +27,7 @@ Results: bench/results/fault_matrix.json and a Markdown table on stdout (docs/re
 import argparse
 import errno
 import json
+import math
 import os
 import re
 import signal
@@ -126,13 +127,25 @@ def job_group(settings: Settings, module: str) -> int:
     raise SystemExit(f"no {module} process of {home} for 600 s")
 
 
-def checkpoint_in_progress(settings: Settings) -> bool:
+def checkpoint_due(settings: Settings) -> bool:
+    """Wait until just after the join's next checkpoint is due; False before its first.
+
+    Flink's REST API caches its checkpoint counts for seconds, and a checkpoint takes
+    milliseconds here, so an in-progress count is seldom seen: the next trigger is predicted
+    from the latest checkpoint's trigger time and the interval instead (10 ms after it).
+    """
     rest = local_rest(settings)
     job = rest.running_job()
     if job is None:
         return False
-    counts = rest.rest("GET", f"/jobs/{job}/checkpoints")["counts"]
-    return bool(counts["in_progress"])
+    latest = rest.rest("GET", f"/jobs/{job}/checkpoints")["latest"]["completed"]
+    if latest is None:
+        return False
+    interval = settings.checkpoint_interval.total_seconds()
+    last = latest["trigger_timestamp"] / 1000
+    due = last + interval * (math.floor((time.time() - last) / interval) + 1)
+    time.sleep(max(0.0, due - time.time() + 0.01))
+    return True
 
 
 def batch_writing(settings: Settings) -> bool:
@@ -158,7 +171,7 @@ def inject(fault: str, settings: Settings, run: Run, precise: bool) -> Callable[
         return tables_grow(run)
     if fault == "pause":
         if precise:
-            wait_for(lambda: checkpoint_in_progress(settings), 120, "a checkpoint to pause in")
+            wait_for(lambda: checkpoint_due(settings), 120, "a checkpoint to pause in")
         group = job_group(settings, "adstream.join.job")
         os.killpg(group, signal.SIGSTOP)
         time.sleep(PAUSE_S)
@@ -169,7 +182,7 @@ def inject(fault: str, settings: Settings, run: Run, precise: bool) -> Callable[
             "adstream.join.job",
             join_log(settings),
             join_params.logged(join_params.RUNNING),
-            checkpoint_in_progress,
+            checkpoint_due,
         ),
         "enrichment": (
             "adstream.enrich.job",
