@@ -340,7 +340,10 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
         report("interrupted: stopping the jobs; the next run resumes from their checkpoints")
         raise
     finally:
-        dashboard.stop()
-        pipeline.abandon()
-        if started and service is not None:
-            service.stop()
+        try:
+            dashboard.stop()
+            pipeline.abandon()  # a second interrupt kills the jobs instead of waiting
+        finally:
+            if started and service is not None:
+                with _interrupts_deferred():  # a third one cannot leave the broker running
+                    service.stop()

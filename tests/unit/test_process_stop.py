@@ -6,6 +6,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from adstream.services.process import (
     group_states,
     is_live_process_with,
@@ -74,3 +76,26 @@ def test_a_daemon_known_by_its_pid_is_killed_when_it_ignores_sigterm(tmp_path: P
 
     assert not is_ours(daemon.pid)
     assert daemon.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_an_interrupt_while_waiting_kills_them_at_once(tmp_path: Path) -> None:
+    """A second Ctrl-C while `adstream run` waits for its jobs to stop leaves none running."""
+    log = tmp_path / "stubborn.log"
+    process = spawn([sys.executable, "-c", _STUBBORN], log)
+    _ready(log)
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stop([process], name="the stubborn one", timeout=300)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+    assert process.returncode == -signal.SIGKILL
+    assert time.monotonic() - began < 30  # not the 300 s it was given
+    assert all(state == "Z" for state in group_states(process.pid).values())

@@ -177,20 +177,30 @@ def stop(
     """Stop child processes, side by side; `name` names them in the log.
 
     `signum` goes to each that runs, at once; then each has up to `timeout` s to exit before
-    SIGKILL; then what is left of the process group each leads is ended (`end_group`).
+    SIGKILL; then what is left of the process group each leads is ended (`end_group`). An
+    interrupt while waiting (a second Ctrl-C) kills what still runs at once, then goes on.
     """
     children = list(processes)
     for process in children:
         if process.poll() is None:
             process.send_signal(signum)
-    for process in children:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", name, timeout)
-            process.kill()
+    try:
+        for process in children:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s; killing it", name, timeout)
+                process.kill()
+                process.wait()
+            end_group(process)
+    except KeyboardInterrupt:
+        log.warning("interrupted while %s stop: killing them", name)
+        for process in children:
+            if process.poll() is None:
+                process.kill()
             process.wait()
-        end_group(process)
+            end_group(process)
+        raise
 
 
 def stop_pids(
