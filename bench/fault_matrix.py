@@ -246,8 +246,9 @@ def data_directory(root: Path, small_disk: bool) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(data)], check=False)
 
 
-def verify(env: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """`adstream verify`'s expected and stored count per outcome (the broker started for it)."""
+def verify(env: dict[str, str]) -> tuple[dict[str, tuple[int, int]], str]:
+    """`adstream verify`'s expected and stored count per outcome (the broker started for it),
+    and its report."""
     subprocess.run([ADSTREAM, "up"], env=env, check=True, capture_output=True)
     try:
         result = subprocess.run([ADSTREAM, "verify"], env=env, capture_output=True, text=True)
@@ -260,7 +261,7 @@ def verify(env: dict[str, str]) -> dict[str, tuple[int, int]]:
             rows[match[1]] = (int(match[2].replace(",", "")), int(match[3].replace(",", "")))
     if not rows:
         raise SystemExit(f"verify printed no counts: {result.stdout}{result.stderr}")
-    return rows | {"verify OK": (int(result.returncode == 0), 1)}
+    return rows | {"verify OK": (int(result.returncode == 0), 1)}, result.stdout + result.stderr
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,9 @@ class Outcome:
     restart_lines: list[str]
     run_error: str | None
     """The run's last line when it failed (it still is verified)."""
+    produced: int
+    """Events the generator had produced (acknowledged by the broker), as the run last said."""
+    verify_report: str
 
 
 def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
@@ -319,7 +323,7 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
         except BaseException:  # stopped or failed: Ctrl-C, as a user would, so it cleans up
             stop([run.process], name="adstream run", signum=signal.SIGINT)
             raise
-        counts = verify(env)
+        counts, report = verify(env)
     lost = sum(max(0, expected - stored) for expected, stored in counts.values())
     duplicated = sum(max(0, stored - expected) for expected, stored in counts.values())
     restarts = [line.strip() for line in run.lines if "restarting it in" in line]
@@ -334,18 +338,30 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
         accounting=stdout,
         restart_lines=restarts,
         run_error=run_error,
+        produced=run.produced(),
+        verify_report=report,
     )
 
 
 def save(args: argparse.Namespace, results: list[Outcome], failed: dict[str, str]) -> None:
+    """Write this run's campaigns over the same faults' earlier ones; keep the other faults'."""
     RESULTS.parent.mkdir(exist_ok=True)
-    document = {
-        "benchmark": "fault_matrix",
+    earlier = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    run = {
         "events": args.events,
         "rate": args.rate,
-        "results": [asdict(result) for result in results],
-        "campaigns_failed": failed,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    measured = {result.fault: asdict(result) | run for result in results}
+    kept = [r for r in earlier.get("results", []) if r["fault"] not in measured | failed]
+    document = {
+        "benchmark": "fault_matrix",
+        "results": kept + list(measured.values()),
+        "campaigns_failed": {
+            fault: reason
+            for fault, reason in (earlier.get("campaigns_failed", {}) | failed).items()
+            if fault not in measured
+        },
     }
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
 
