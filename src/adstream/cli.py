@@ -549,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         logging.getLogger("adstream.librdkafka").setLevel(logging.DEBUG)
     try:
-        cli.main(args=args, prog_name="adstream", standalone_mode=False)
+        # Not standalone, click returns what `context.exit(n)` asks for instead of raising.
+        code = cli.main(args=args, prog_name="adstream", standalone_mode=False)
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.Abort:
@@ -570,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("adstream: interrupted", err=True)
         return 130
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":

@@ -204,3 +204,22 @@ def test_down_with_nothing_running_says_what_was_not(tmp_path: Path) -> None:
         f"Kafka is not running (data dir {data_dir})",
         f"the AWS emulator is not running (data dir {data_dir})",
     ]
+
+
+def test_verify_exits_1_when_the_tables_differ(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A script or CI job relies on the exit code: differences are exit 1, agreement 0."""
+    from adstream import cli, verify
+
+    class Reconciled:
+        def __init__(self, ok: bool) -> None:
+            self.ok = ok
+
+        def render(self) -> str:
+            return "verify: OK\n" if self.ok else "verify: DIFFERENCES FOUND\n"
+
+    for ok, code in ((False, 1), (True, 0)):
+        monkeypatch.setattr(verify, "reconcile", lambda _settings, ok=ok: Reconciled(ok))
+        assert cli.main(["verify"]) == code
+        assert capsys.readouterr().out == Reconciled(ok).render()
