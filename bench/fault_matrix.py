@@ -71,6 +71,7 @@ FAULTS: Final = {
 }
 PRODUCED: Final = re.compile(r"produced ([\d,]+) events")
 TABLE_ROWS: Final = re.compile(r"tables: ([^;]*);")
+INPUT_LINE: Final = re.compile(r"input: ([\d,]+) impressions, ([\d,]+) clicks")
 VERIFY_ROW: Final = re.compile(r"^(\S.*?)\s+([\d,]+)\s+([\d,]+)(\s+<--.*)?$")
 
 
@@ -91,6 +92,11 @@ class Run:
         found = (PRODUCED.search(line) for line in reversed(self.lines))
         return next((int(m[1].replace(",", "")) for m in found if m), 0)
 
+    def tail(self) -> str:
+        """Its last lines that are not progress lines, in one."""
+        said = [line.strip() for line in self.lines if not PRODUCED.search(line)]
+        return " | ".join(said[-4:])
+
     def rows(self) -> int:
         """Rows in the tables, from the newest progress line."""
         found = (TABLE_ROWS.search(line) for line in reversed(self.lines))
@@ -103,6 +109,13 @@ def reached(run: Run, events: int) -> bool:
     if any("generator done" in line for line in run.lines[-5:]) or run.process.poll() is not None:
         raise SystemExit("the generator ended before every fault was injected: raise --events")
     return run.produced() >= events
+
+
+def recovered_in(run: Run, recovered: Callable[[], bool]) -> bool:
+    """`recovered()`; an error naming the run's last lines if it has ended instead."""
+    if run.process.poll() is not None:
+        raise SystemExit(f"the run ended (exit {run.process.returncode}): {run.tail()}")
+    return recovered()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -246,6 +259,14 @@ def data_directory(root: Path, small_disk: bool) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(data)], check=False)
 
 
+def input_records(report: str) -> int:
+    """The input records verify found in the topics (its first line)."""
+    found = INPUT_LINE.search(report)
+    if found is None:
+        raise SystemExit(f"verify named no input: {report}")
+    return int(found[1].replace(",", "")) + int(found[2].replace(",", ""))
+
+
 def verify(env: dict[str, str]) -> tuple[dict[str, tuple[int, int]], str]:
     """`adstream verify`'s expected and stored count per outcome (the broker started for it),
     and its report."""
@@ -279,8 +300,8 @@ class Outcome:
     restart_lines: list[str]
     run_error: str | None
     """The run's last line when it failed (it still is verified)."""
-    produced: int
-    """Events the generator had produced (acknowledged by the broker), as the run last said."""
+    inputs_missing: int
+    """Events the generator produced (the broker acknowledged) that the input topics lack."""
     verify_report: str
 
 
@@ -311,7 +332,11 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
                 wait_for(partial(reached, run, due), 1800, f"{due:,} events produced")
                 recovered = inject(fault, settings, run, precise=number == 0)
                 began = time.monotonic()
-                wait_for(recovered, 600, f"the run to recover from {FAULTS[fault]}")
+                wait_for(
+                    partial(recovered_in, run, recovered),
+                    600,
+                    f"the run to recover from {FAULTS[fault]}",
+                )
                 recoveries.append(time.monotonic() - began)
                 print(
                     f"  {FAULTS[fault]} ({number + 1}/{times}), recovered after "
@@ -338,7 +363,7 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
         accounting=stdout,
         restart_lines=restarts,
         run_error=run_error,
-        produced=run.produced(),
+        inputs_missing=events - input_records(report),
         verify_report=report,
     )
 
@@ -384,16 +409,20 @@ def main() -> None:
             failed[FAULTS[fault]] = str(error)
             print(f"  failed: {error}", flush=True)
         save(args, results, failed)  # after each: a later campaign that fails keeps these
-    print("| fault | injected | restarts | lost | duplicated | verify | seconds to recover |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| fault | injected | restarts | input lost | outcomes lost | outcomes duplicated "
+        "| verify | seconds to recover |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         seconds = ", ".join(f"{s:.1f}" for s in r.seconds_to_recover)
         print(
-            f"| {r.fault} | {r.injected} | {r.restarts_reported} | {r.records_lost} "
+            f"| {r.fault} | {r.injected} | {r.restarts_reported} | {r.inputs_missing} "
+            f"| {r.records_lost} "
             f"| {r.records_duplicated} | {'OK' if r.verified else 'FAILED'} | {seconds} |"
         )
     for fault, reason in failed.items():
-        print(f"| {fault} | campaign failed: {reason} |||||| ")
+        print(f"| {fault} | campaign failed: {reason} ||||||| ")
 
 
 if __name__ == "__main__":
