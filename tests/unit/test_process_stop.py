@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from adstream.services.process import (
+    ManagedProcess,
     group_states,
     is_live_process_with,
     spawn,
@@ -51,10 +52,10 @@ def test_a_child_that_ignores_the_signal_is_killed_after_the_timeout_with_its_gr
 
 
 def test_children_that_stop_on_the_signal_stop_side_by_side(tmp_path: Path) -> None:
-    sleepers = [
-        spawn([sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / f"{n}.log")
-        for n in range(3)
-    ]
+    sleeper = "import time; print('ready', flush=True); time.sleep(600)"
+    sleepers = [spawn([sys.executable, "-c", sleeper], tmp_path / f"{n}.log") for n in range(3)]
+    for n in range(3):
+        _ready(tmp_path / f"{n}.log")  # a SIGINT while Python starts ends it otherwise
 
     began = time.monotonic()
     stop(sleepers, name="the sleepers", signum=signal.SIGINT, timeout=60)
@@ -99,3 +100,18 @@ def test_an_interrupt_while_waiting_kills_them_at_once(tmp_path: Path) -> None:
     assert process.returncode == -signal.SIGKILL
     assert time.monotonic() - began < 30  # not the 300 s it was given
     assert all(state == "Z" for state in group_states(process.pid).values())
+
+
+def test_a_service_started_here_is_known_without_its_pid_file(tmp_path: Path) -> None:
+    """A full disk can leave the PID file empty: the run must not lose track of its broker."""
+    marker = str(tmp_path / "service-marker")
+    service = ManagedProcess("the service", tmp_path / "service.pid", marker)
+    process = service.start([sys.executable, "-c", _STUBBORN, marker], tmp_path / "service.log")
+    _ready(tmp_path / "service.log")
+
+    service.pid_file.write_text("")  # as a write on a full disk leaves it
+    assert service.pid() == process.pid
+
+    assert service.stop(timeout=1)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert service.pid() is None

@@ -107,9 +107,16 @@ class ManagedProcess:
         self.name = name
         self.pid_file = pid_file
         self.marker = marker
+        self.child: subprocess.Popen[bytes] | None = None
+        """The process `start` started, if this did: known without its PID file."""
 
     def pid(self) -> int | None:
-        """The PID of our running process, or None (a stale PID file is removed)."""
+        """The PID of our running process, or None (a stale PID file is removed).
+
+        The one this started is known without the file, which a full disk may have left empty.
+        """
+        if self.child is not None and self.child.poll() is None:
+            return self.child.pid
         try:
             pid = int(self.pid_file.read_text().strip())
         except FileNotFoundError:
@@ -130,6 +137,7 @@ class ManagedProcess:
     ) -> subprocess.Popen[bytes]:
         """Start `command` detached from our terminal, its output appended to `log_file`."""
         process = spawn(command, log_file, env=env)
+        self.child = process
         self.pid_file.write_text(f"{process.pid}\n")
         return process
 
