@@ -154,9 +154,9 @@ class Pipeline:
             timeout = self.settings.join_transaction_timeout.total_seconds()
             self.report(
                 f"the join could not commit {lost - self.lost_reported} of its Kafka "
-                f"transactions: the broker had aborted them (open longer than "
-                f"--join-transaction-timeout, {timeout:.0f} s: was the join paused?); the "
-                f"outcomes they held are lost (see {self.lost_commits.log_dir})"
+                "transactions (the broker aborted them: open longer than "
+                f"--join-transaction-timeout, {timeout:.0f} s, or the broker failed meanwhile); "
+                f"the outcomes they held are lost (see {self.lost_commits.log_dir})"
             )
             self.lost_reported = lost
 

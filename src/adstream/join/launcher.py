@@ -80,12 +80,13 @@ class LostCommits:
         for path in self.log_dir.glob("*.log"):
             head, start = self.read.get(path, (b"", 0))
             with path.open("rb") as file:
-                if not file.readline().startswith(head) or file.seek(0, os.SEEK_END) < start:
+                first = file.readline()
+                if not first.startswith(head) or file.seek(0, os.SEEK_END) < start:
                     start = 0  # a new JVM rewrote it
                 file.seek(start)
                 written = file.read()
             lines = written[: written.rfind(b"\n") + 1]  # whole lines only: the rest comes next
-            self.read[path] = (_head_and_size(path)[0], start + len(lines))
+            self.read[path] = (first, start + len(lines))
             self.count += lines.count(_LOST_COMMIT)
         return self.count
 
