@@ -67,6 +67,30 @@ def test_the_log_tail_shows_only_this_runs_error(tmp_path: Path) -> None:
     assert tail.last_error() == "ERROR broker at 127.0.0.1:1 is not reachable"
 
 
+def test_the_log_tail_reads_new_whole_lines_once_and_a_rewritten_log_from_its_start(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "flink.log"
+    log_file.write_text("JVM 1 started\nan earlier line\n")
+    tail = LogTail(log_file)
+    assert tail.new_lines() == b""
+    with log_file.open("a") as output:
+        output.write("one\ntw")
+    assert tail.new_lines() == b"one\n"  # the partial line waits for its end
+    with log_file.open("a") as output:
+        output.write("o\n")
+    assert tail.new_lines() == b"two\n"
+    assert tail.new_lines() == b""
+    assert tail.text() == "one\ntwo\n"
+
+    log_file.write_text("JVM 2 started\n" + "x" * 200 + "\n")  # a new JVM, a longer log
+    assert tail.new_lines() == b"JVM 2 started\n" + b"x" * 200 + b"\n"
+    log_file.write_text("JVM 3 started\n")  # shorter than what was read
+    assert tail.text() == "JVM 3 started\n"
+    assert tail.new_lines() == b"JVM 3 started\n"
+    assert LogTail(tmp_path / "none.log").new_lines() == b""
+
+
 def test_a_checkpoint_of_another_join_names_the_way_out(tmp_path: Path) -> None:
     settings = instance_settings(tmp_path / "data")
     home = settings.data_dir.resolve() / "flink"

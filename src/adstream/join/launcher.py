@@ -66,34 +66,21 @@ class LostCommits:
     has aborted the transaction by then (it stayed open past `join_transaction_timeout`: the
     join was paused, or restored too late), Flink's Kafka sink logs the loss and goes on, and
     a restart does not replay them (the checkpoint is complete). Nothing else shows it, so
-    `adstream run` watches Flink's log for it. Each JVM the job starts rewrites that log: one
-    whose first line has changed is read from its start.
+    `adstream run` watches Flink's log for it (each JVM the job starts rewrites that log).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.log_dir = flink_home(settings) / "log"
-        self.read = {path: _head_and_size(path) for path in self.log_dir.glob("*.log")}
+        self.logs = {path: LogTail(path) for path in self.log_dir.glob("*.log")}
         self.count = 0
 
     def total(self) -> int:
         """How many so far (each failed transaction once)."""
         for path in self.log_dir.glob("*.log"):
-            head, start = self.read.get(path, (b"", 0))
-            with path.open("rb") as file:
-                first = file.readline()
-                if not first.startswith(head) or file.seek(0, os.SEEK_END) < start:
-                    start = 0  # a new JVM rewrote it
-                file.seek(start)
-                written = file.read()
-            lines = written[: written.rfind(b"\n") + 1]  # whole lines only: the rest comes next
-            self.read[path] = (first, start + len(lines))
-            self.count += lines.count(_LOST_COMMIT)
+            if path not in self.logs:  # a log that appeared since: all of it is new
+                self.logs[path] = LogTail(path, whole=True)
+            self.count += self.logs[path].new_lines().count(_LOST_COMMIT)
         return self.count
-
-
-def _head_and_size(path: Path) -> tuple[bytes, int]:
-    with path.open("rb") as file:
-        return file.readline(), file.seek(0, os.SEEK_END)
 
 
 def local_rest(settings: Settings) -> FlinkRest:

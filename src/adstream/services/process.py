@@ -62,19 +62,30 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class LogTail:
-    """What a process appends to its log file from the moment this is made."""
+    """What a process appends to its log file from the moment this is made (`whole`: all of it).
 
-    def __init__(self, log_file: Path) -> None:
+    A file rewritten from its start (a new JVM recreates its log; its first line differs, or
+    the file is shorter than what was read) is read from its start again.
+    """
+
+    def __init__(self, log_file: Path, *, whole: bool = False) -> None:
         self.log_file = log_file
-        self.start = log_file.stat().st_size if log_file.exists() else 0
+        self._head, self.start = _head_and_size(log_file)
+        if whole:
+            self.start = 0
+        self._read = self.start
+        """Where `new_lines` goes on."""
 
     def text(self) -> str:
         """Everything written since."""
-        if not self.log_file.exists():
-            return ""
-        with self.log_file.open("rb") as file:
-            file.seek(self.start)
-            return file.read().decode(errors="replace")
+        return self._since(self.start).decode(errors="replace")
+
+    def new_lines(self) -> bytes:
+        """The whole lines written since the last call (the first: since this was made)."""
+        written = self._since(self._read)
+        lines = written[: written.rfind(b"\n") + 1]  # a partial last line comes next time
+        self._read += len(lines)
+        return lines
 
     def contains(self, marker: str) -> bool:
         """Whether `marker` has been written since."""
@@ -83,6 +94,29 @@ class LogTail:
     def last_error(self) -> str:
         """The line that says what went wrong, among what was written since (`last_error`)."""
         return last_error(self.text())
+
+    def _since(self, offset: int) -> bytes:
+        try:
+            file = self.log_file.open("rb")
+        except FileNotFoundError:
+            return b""
+        with file:
+            first = file.readline()
+            if not first.startswith(self._head) or file.seek(0, os.SEEK_END) < offset:
+                self.start, self._read, offset = 0, 0, 0  # rewritten: all of it is new
+            self._head = first
+            file.seek(offset)
+            return file.read()
+
+
+def _head_and_size(path: Path) -> tuple[bytes, int]:
+    """A file's first line and its size; nothing for a file not there yet."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return b"", 0
+    with file:
+        return file.readline(), file.seek(0, os.SEEK_END)
 
 
 def last_error(output: str) -> str:
