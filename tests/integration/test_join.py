@@ -307,9 +307,9 @@ def test_generated_dataset_matches_the_batch_recomputation(kafka: Settings, tmp_
     settings = join_settings(
         kafka,
         tmp_path / "join-generated",
-        seed=8,
+        seed=11,
         rate=0.0,
-        events=200_000,
+        events=80_000,
         start_time=START,
         out_of_order_fraction=0.05,
         late_fraction=0.01,
@@ -323,7 +323,7 @@ def test_generated_dataset_matches_the_batch_recomputation(kafka: Settings, tmp_
     outputs = run_bounded_join(settings)
 
     assert_same_outputs(outputs, expected_outputs(settings))
-    assert len(source_records(settings)) == outputs.total() == 200_000
+    assert len(source_records(settings)) == outputs.total() == 80_000
     reasons = Counter(reason for _, reason, _, _ in outputs.rejected)
     assert all(
         reasons[r] > 0

@@ -99,7 +99,7 @@ def test_kill_minus_nine_mid_stream_then_a_restart_loses_no_outcome(
         stream_shards=2,
         seed=12,
         rate=0.0,
-        events=60_000,
+        events=30_000,
         start_time=datetime(2026, 11, 1, tzinfo=UTC),
         duplicate_impression_fraction=0.02,
         duplicate_click_fraction=0.05,
@@ -108,7 +108,7 @@ def test_kill_minus_nine_mid_stream_then_a_restart_loses_no_outcome(
     ensure_streams(settings)
     generate(settings, event_sink(settings, INPUT_TOPICS))
     expected = expected_outputs(settings)
-    assert expected.total() == 60_000  # every generated event is in Kinesis
+    assert expected.total() == 30_000  # every generated event is in Kinesis
     env = aws_env(settings) | {"ADSTREAM_CHECKPOINT_INTERVAL": "1", "ADSTREAM_IDLE_TIMEOUT": "3600"}
     log = tmp_path / "join.log"
     with log.open("ab") as output:

@@ -32,7 +32,7 @@ from tests.join_harness import recreate_topics
 
 pytestmark = pytest.mark.integration
 
-ROUNDS = 6
+ROUNDS = 3
 
 
 def test_tables_maintained_while_written_hold_every_row_once(
