@@ -13,6 +13,7 @@ that wait; nothing is lost, the next run resumes from the checkpoints.
 """
 
 import logging
+import shutil
 import signal
 import subprocess
 import time
@@ -50,7 +51,10 @@ log = logging.getLogger(__name__)
 
 _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
 _POLL_S: Final = 0.25
+_DISK_POLL_S: Final = 1.0
 _RESTART_BACKOFF_S: Final = 1.0
+BROKER_FREE_BYTES: Final = 256 * 2**20
+"""Free space the broker's disk needs before a restart: less, and it fails again at once."""
 BROKER: Final = "broker"
 
 
@@ -133,6 +137,7 @@ class Pipeline:
         """
         if self.broker is not None and self.broker.process.pid() is None:
             self._wait_to_restart(BROKER, "Kafka stopped unexpectedly", self.broker.log_file)
+            self._wait_for_space(self.broker.home)
             self.broker.start()
         for name, process in self.processes.items():
             if process is None or process.poll() is None:
@@ -171,6 +176,19 @@ class Pipeline:
         self.report(f"{stopped}; restarting it in {delay:.0f} s ({used + 1} of {limit})")
         time.sleep(delay)
         self.restarts[name] = used + 1
+
+    def _wait_for_space(self, folder: Path) -> None:
+        """Wait until `folder`'s disk has `BROKER_FREE_BYTES` free (a full disk stops Kafka)."""
+        free = shutil.disk_usage(folder).free
+        if free >= BROKER_FREE_BYTES:
+            return
+        self.report(
+            f"the disk of {folder} has {free / 2**20:.0f} MiB free: waiting until it has "
+            f"{BROKER_FREE_BYTES / 2**20:.0f} MiB before restarting Kafka (free some, or Ctrl-C)"
+        )
+        while shutil.disk_usage(folder).free < BROKER_FREE_BYTES:
+            time.sleep(_DISK_POLL_S)
+        self.report(f"the disk of {folder} has space again: restarting Kafka")
 
     def progress(self, generated: GenerateReport | None) -> str:
         """One status line: events produced, rows per table, freshness lag."""

@@ -1,8 +1,10 @@
 """`adstream run` restarts a job that stops, a bounded number of times, and says why each time."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -112,6 +114,7 @@ class StoppedBroker:
 
     def __init__(self, log_file: Path) -> None:
         self.log_file = log_file
+        self.home = log_file.parent
         self.running = False
         self.process = self
 
@@ -141,3 +144,28 @@ def test_the_broker_this_run_started_is_restarted(
     finally:
         the_job(run).kill()
         the_job(run).wait()
+
+
+def test_a_broker_stopped_by_a_full_disk_is_restarted_once_there_is_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
+    broker = StoppedBroker(tmp_path / "kafka.log")
+    run.broker = broker  # type: ignore[assignment]
+    free = iter([1 * 2**20, 100 * 2**20, 300 * 2**20])  # then someone frees space
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(free=next(free)))
+    monkeypatch.setattr(pipeline, "_DISK_POLL_S", 0.01)
+    reported: list[str] = []
+    run.report = reported.append
+    try:
+        run.check()
+    finally:
+        the_job(run).kill()
+    assert broker.running
+    assert reported == [
+        "Kafka stopped unexpectedly; restarting it in 0 s (1 of 2)",
+        f"the disk of {broker.home} has 1 MiB free: waiting until it has 256 MiB before "
+        "restarting Kafka (free some, or Ctrl-C)",
+        f"the disk of {broker.home} has space again: restarting Kafka",
+    ]
+    assert run.restarts["broker"] == 1
