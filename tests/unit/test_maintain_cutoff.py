@@ -2,14 +2,18 @@
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pyarrow as pa
+import pytest
 from pyiceberg.table import Table
+from pyspark.sql import SparkSession
 
-from adstream.enrich.maintain import expiry_cutoff
+from adstream.enrich import maintain as maintain_module
+from adstream.enrich.maintain import Retention, expiry_cutoff, maintain
 from adstream.enrich.offsets import POSITIONS_PROPERTY, SUMMED_PROPERTY
 from adstream.lakehouse.catalog import ensure_tables, load_table
-from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE, IMPRESSIONS
+from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE, IMPRESSIONS, TABLES
 from adstream.settings import load_settings
 
 KAFKA = POSITIONS_PROPERTY["kafka"]
@@ -55,3 +59,24 @@ def test_positions_of_either_source_and_the_summed_snapshots_stay(tmp_path: Path
     assert expiry_cutoff(metrics, CAMPAIGN_METRICS_MINUTE, now, summed) == newest_sum
     # Another table does not keep a snapshot for a summed-up marker that is not its own.
     assert expiry_cutoff(metrics, IMPRESSIONS, now, {}) == now
+
+
+def test_a_stop_request_ends_maintenance_after_the_table_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = ensure_tables(load_settings(data_dir=tmp_path))
+    begun: list[str] = []
+
+    def maintained(*args: Any) -> str:  # in place of the Spark procedures on one table
+        begun.append(args[2].name)
+        return args[2].name
+
+    monkeypatch.setattr(maintain_module, "_maintain_table", maintained)
+    retention = Retention(snapshots=timedelta(hours=1), orphans=timedelta(days=3))
+    spark = cast(SparkSession, None)  # not reached
+    everything = list(maintain(spark, catalog, retention))
+    assert everything == begun == [table.name for table in TABLES]
+
+    begun.clear()
+    one = list(maintain(spark, catalog, retention, stopped=lambda: bool(begun)))
+    assert one == begun == [TABLES[0].name]  # asked to stop during the first: no other begun

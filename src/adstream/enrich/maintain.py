@@ -121,12 +121,24 @@ def maintain_lakehouse(settings: Settings) -> Iterator[str]:
 
 
 def maintain(
-    spark: SparkSession, catalog: Catalog, retention: Retention, *, now: datetime | None = None
-) -> list[TableMaintenance]:
-    """Maintain every table of the lakehouse through `spark`; `catalog` reads their snapshots."""
+    spark: SparkSession,
+    catalog: Catalog,
+    retention: Retention,
+    *,
+    now: datetime | None = None,
+    stopped: Callable[[], bool] = lambda: False,
+) -> Iterator[TableMaintenance]:
+    """Maintain the lakehouse's tables through `spark`, each yielded once done.
+
+    `catalog` reads their snapshots. No table is begun once `stopped()` says so (what each
+    procedure did is committed already): a job asked to stop waits for one table at most.
+    """
     moment = now or datetime.now(UTC)
     summed = summed_snapshots(catalog)
-    return [_maintain_table(spark, catalog, table, retention, moment, summed) for table in TABLES]
+    for table in TABLES:
+        if stopped():
+            return
+        yield _maintain_table(spark, catalog, table, retention, moment, summed)
 
 
 def _maintain_table(
@@ -233,21 +245,29 @@ class Maintainer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Let a maintenance under way end, run no other."""
+        """Let the table under way be maintained, then stop (no other table, no other run)."""
         self._stopped.set()
         self._thread.join()
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval.total_seconds()):
-            began = time.monotonic()
+            began, count = time.monotonic(), 0
             try:
-                done = maintain(self._spark, self._connect(), self._retention)
+                for done in maintain(
+                    self._spark, self._connect(), self._retention, stopped=self._stopped.is_set
+                ):
+                    log.info("maintained %s", done.describe())
+                    count += 1
             except Exception as error:  # the next interval tries again; the writes go on
                 log.warning("table maintenance failed, trying again later: %s", error)
                 continue
-            for table in done:
-                log.info("maintained %s", table.describe())
-            log.info("tables maintained in %.1f s", time.monotonic() - began)
+            took = time.monotonic() - began
+            if count < len(TABLES):
+                log.info(
+                    "maintenance stopped after %d of %d tables, %.1f s", count, len(TABLES), took
+                )
+            else:
+                log.info("tables maintained in %.1f s", took)
 
 
 def _retried(action: Callable[[], T]) -> T:
