@@ -53,8 +53,8 @@ _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
 _POLL_S: Final = 0.25
 _DISK_POLL_S: Final = 1.0
 _RESTART_BACKOFF_S: Final = 1.0
-BROKER_FREE_BYTES: Final = 256 * 2**20
-"""Free space the broker's disk needs before a restart: less, and it fails again at once."""
+RESTART_FREE_BYTES: Final = 256 * 2**20
+"""Free space the data disk needs before a restart: less, and what stopped fails again at once."""
 BROKER: Final = "broker"
 
 
@@ -137,7 +137,6 @@ class Pipeline:
         """
         if self.broker is not None and self.broker.process.pid() is None:
             self._wait_to_restart(BROKER, "Kafka stopped unexpectedly", self.broker.log_file)
-            self._wait_for_space(self.broker.home)
             self.broker.start()
         for name, process in self.processes.items():
             if process is None or process.poll() is None:
@@ -175,20 +174,23 @@ class Pipeline:
         limit = self.settings.restarts
         self.report(f"{stopped}; restarting it in {delay:.0f} s ({used + 1} of {limit})")
         time.sleep(delay)
+        self._wait_for_space(name)
         self.restarts[name] = used + 1
 
-    def _wait_for_space(self, folder: Path) -> None:
-        """Wait until `folder`'s disk has `BROKER_FREE_BYTES` free (a full disk stops Kafka)."""
+    def _wait_for_space(self, name: str) -> None:
+        """Wait until the data disk has `RESTART_FREE_BYTES` free (a full one stops Kafka)."""
+        folder = self.settings.data_dir
         free = shutil.disk_usage(folder).free
-        if free >= BROKER_FREE_BYTES:
+        if free >= RESTART_FREE_BYTES:
             return
         self.report(
             f"the disk of {folder} has {free / 2**20:.0f} MiB free: waiting until it has "
-            f"{BROKER_FREE_BYTES / 2**20:.0f} MiB before restarting Kafka (free some, or Ctrl-C)"
+            f"{RESTART_FREE_BYTES / 2**20:.0f} MiB before restarting the {name} "
+            "(free some, or Ctrl-C)"
         )
-        while shutil.disk_usage(folder).free < BROKER_FREE_BYTES:
+        while shutil.disk_usage(folder).free < RESTART_FREE_BYTES:
             time.sleep(_DISK_POLL_S)
-        self.report(f"the disk of {folder} has space again: restarting Kafka")
+        self.report(f"the disk of {folder} has space again: restarting the {name}")
 
     def progress(self, generated: GenerateReport | None) -> str:
         """One status line: events produced, rows per table, freshness lag."""

@@ -34,6 +34,7 @@ def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> Pi
     monkeypatch.setattr(pipeline, "_JOBS", jobs)
     monkeypatch.setattr(pipeline, "_RESTART_BACKOFF_S", 0.05)
     run = Pipeline(instance_settings(tmp_path / "data", restarts=2))
+    run.settings.data_dir.mkdir()  # as a run has it: its services' homes are in it
     run.supervising = True
     run.processes["join"] = jobs["join"].start(run.settings)
     return run
@@ -114,7 +115,6 @@ class StoppedBroker:
 
     def __init__(self, log_file: Path) -> None:
         self.log_file = log_file
-        self.home = log_file.parent
         self.running = False
         self.process = self
 
@@ -164,8 +164,8 @@ def test_a_broker_stopped_by_a_full_disk_is_restarted_once_there_is_space(
     assert broker.running
     assert reported == [
         "Kafka stopped unexpectedly; restarting it in 0 s (1 of 2)",
-        f"the disk of {broker.home} has 1 MiB free: waiting until it has 256 MiB before "
-        "restarting Kafka (free some, or Ctrl-C)",
-        f"the disk of {broker.home} has space again: restarting Kafka",
+        f"the disk of {run.settings.data_dir} has 1 MiB free: waiting until it has 256 MiB "
+        "before restarting the broker (free some, or Ctrl-C)",
+        f"the disk of {run.settings.data_dir} has space again: restarting the broker",
     ]
     assert run.restarts["broker"] == 1
