@@ -13,7 +13,8 @@ _SCRIPT = textwrap.dedent(
 
     assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     leader = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess; subprocess.Popen(['true'])"],
+        # posix_spawn, not Popen: a Popen's finalizer reaps a child that ended already.
+        [sys.executable, "-c", "import os; os.posix_spawnp('true', ['true'], os.environ)"],
         start_new_session=True,
     )
     leader.wait()
