@@ -5,11 +5,12 @@ first; then the join and the enrichment, each a process of its own
 (in its own session, so Ctrl-C reaches only this one, which stops them in order), started
 together; the pipeline is ready once both run (the join has completed its first checkpoint,
 the enrichment its first trigger), and only then does the generator start, in this process,
-with a progress line every 2 s, and the dashboard, in a thread. When the generator stops (its
-bound, or Ctrl-C) the pipeline finishes what it was given with the jobs already running: the
-join reads the input to its end and drains (every pending result out), the enrichment writes
-what remains, and the final accounting is printed from the tables. A second Ctrl-C abandons
-that wait; nothing is lost, the next run resumes from the checkpoints.
+with a progress line every 2 s (it holds its records while a broker that stopped is
+restarted), and the dashboard, in a thread. When the generator stops (its bound, or Ctrl-C) the
+pipeline finishes what it was given with the jobs already running: the join reads the input to
+its end and drains (every pending result out), the enrichment writes what remains, and the
+final accounting is printed from the tables. A second Ctrl-C abandons that wait; nothing is
+lost, the next run resumes from the checkpoints.
 """
 
 import logging
@@ -337,7 +338,8 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
             pipeline.check()
             report(pipeline.progress(generated))
 
-        generated = generate(settings, event_sink(settings, INPUT_TOPICS), on_progress)
+        sink = event_sink(settings, INPUT_TOPICS, waiting=pipeline.check)
+        generated = generate(settings, sink, on_progress)
         report(f"generator done ({generated.stopped_by}): {generated.line()}")
         finishing = time.monotonic()
         impressions_in, clicks_in = input_counts(settings)

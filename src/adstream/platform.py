@@ -4,6 +4,7 @@ Everything else asks here for the event streams' services, a sink to produce to 
 records of a stream, and never tests `settings.platform` itself.
 """
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from adstream.enrich.params import OutcomeStreams
@@ -97,11 +98,16 @@ def status_lines(settings: Settings) -> tuple[list[str], bool]:
     return lines, reachable
 
 
-def event_sink(settings: Settings, topics: tuple[str, ...]) -> Sink:
-    """A sink producing to the platform's streams of `topics`."""
+def event_sink(
+    settings: Settings, topics: tuple[str, ...], waiting: Callable[[], None] = lambda: None
+) -> Sink:
+    """A sink producing to the platform's streams of `topics`.
+
+    A Kafka sink calls `waiting` while it waits for the broker; Kinesis needs nothing of it.
+    """
     if on_aws(settings):
         return KinesisSink(settings, topics)
-    return KafkaSink(settings, topics)
+    return KafkaSink(settings, topics, waiting)
 
 
 def read_records(settings: Settings, topic: str) -> list[StoredRecord]:

@@ -1,7 +1,10 @@
 """The local broker: real Kafka in KRaft mode, managed by `adstream up | down | status`."""
 
 import json
+import os
+import signal
 import socket
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,9 +13,11 @@ import pytest
 from confluent_kafka import Consumer
 
 from adstream.events.outcomes import ALL_TOPICS, INPUT_TOPICS
-from adstream.generator.runner import generate
+from adstream.generator.runner import generate, records
 from adstream.generator.sinks import KafkaSink
+from adstream.services.kafka import KafkaBroker
 from adstream.services.kafka_client import consumer_config, ensure_topics, topic_partitions
+from adstream.services.process import wait_until
 from adstream.settings import Settings
 from tests.cli import adstream
 from tests.conftest import instance_env, instance_settings
@@ -66,8 +71,6 @@ def test_generated_events_arrive_intact_and_keyed_by_impression_id(kafka: Settin
     assert report.events == 50_000
 
     received = consume_all(settings, INPUT_TOPICS, expected=50_000)
-
-    from adstream.generator.runner import records
 
     sent = [
         (t, k, v)
@@ -159,3 +162,42 @@ def test_produce_from_stdin_to_unknown_topic_fails_clearly(kafka: Settings) -> N
     result = adstream("produce", "--topic", "nope", "-", env=instance_env(kafka), input="{}\n")
     assert result.returncode == 1
     assert "topic nope does not exist" in result.stderr
+
+
+def test_the_generator_holds_its_records_while_the_broker_restarts(tmp_path: Path) -> None:
+    """The sink waits for a broker killed mid-flush, calling `waiting` (where `adstream run`
+    restarts it) meanwhile; then every record arrives, once."""
+    settings = instance_settings(
+        tmp_path / "restarted",
+        seed=5,
+        rate=0.0,
+        events=20_000,
+        start_time=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    broker = KafkaBroker(settings)
+    broker.start()
+    try:
+        waited: list[float] = []
+
+        def restart_the_broker() -> None:
+            waited.append(time.monotonic())
+            if broker.process.pid() is None and len(waited) >= 3:  # held a few seconds first
+                broker.start()
+
+        sink = KafkaSink(settings, INPUT_TOPICS, waiting=restart_the_broker)
+        pid = broker.process.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: broker.process.pid() is None, timeout=60, what="Kafka to die")
+        report = generate(settings, sink)  # its close flushes into the dead broker
+
+        assert len(waited) >= 3
+        sent = Counter(
+            (t, k, v)
+            for b in records(settings)
+            for t, k, v in zip(b.topics, b.keys, b.values, strict=True)
+        )
+        assert report.events == 20_000
+        assert Counter(consume_all(settings, INPUT_TOPICS, expected=20_000)) == sent
+    finally:
+        broker.stop()

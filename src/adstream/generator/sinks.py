@@ -5,7 +5,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol, TextIO
 
@@ -14,13 +14,19 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from adstream.errors import AdstreamError
 from adstream.services import aws
-from adstream.services.kafka_client import producer_config, require_broker, topic_partitions
+from adstream.services.kafka_client import (
+    DELIVERY_TIMEOUT_S,
+    producer_config,
+    require_broker,
+    topic_partitions,
+)
 from adstream.services.kinesis import require_streams
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _POLL_EVERY: Final = 10_000
+_WAITING_EVERY_S: Final = 1.0
 
 
 class Sink(Protocol):
@@ -36,9 +42,19 @@ class Sink(Protocol):
 
 
 class KafkaSink:
-    """An idempotent producer; the first delivery error is raised, never ignored."""
+    """An idempotent producer; the first delivery error is raised, never ignored.
 
-    def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
+    While it waits for the broker (its buffer full, or flushing at the end), it calls `waiting`
+    about once a second: `adstream run` checks its services there, so a broker that stopped is
+    restarted while the generator holds its records, which are then delivered, once each.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: tuple[str, ...],
+        waiting: Callable[[], None] = lambda: None,
+    ) -> None:
         require_broker(settings)
         existing = topic_partitions(settings)
         for topic in topics:
@@ -49,6 +65,7 @@ class KafkaSink:
                 )
         self.failed = 0
         self.first_error: str | None = None
+        self.waiting = waiting
         self.producer = Producer({**producer_config(settings), "on_delivery": self._on_delivery})
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
@@ -63,21 +80,33 @@ class KafkaSink:
         """Queue records, waiting for the producer when its buffer is full."""
         produce, poll = self.producer.produce, self.producer.poll
         for index, (topic, key, value) in enumerate(zip(topics, keys, values, strict=True)):
+            waited_since = time.monotonic()
             while True:
                 try:
                     produce(topic, value, key)
                     break
                 except BufferError:  # full: wait for acknowledgements (or delivery timeouts)
                     poll(0.05)
+                    if time.monotonic() - waited_since >= _WAITING_EVERY_S:
+                        self.waiting()
+                        waited_since = time.monotonic()
             if index % _POLL_EVERY == 0:
                 poll(0)
         self._raise_on_failure()
 
     def close(self) -> None:
-        """Wait until every record is acknowledged by the broker."""
-        remaining = self.producer.flush(120)
+        """Wait until the broker has acknowledged every record, or the producer gave up on it.
+
+        The producer answers for each record within its delivery timeout, so the wait ends;
+        the margin covers the answers' way back.
+        """
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_S + 30
+        while (remaining := self.producer.flush(_WAITING_EVERY_S)) and time.monotonic() < deadline:
+            self.waiting()
         if remaining:
-            raise AdstreamError(f"{remaining} records were not delivered within 120 s")
+            raise AdstreamError(
+                f"{remaining} records were not delivered within {DELIVERY_TIMEOUT_S + 30} s"
+            )
         self._raise_on_failure()
 
     def _raise_on_failure(self) -> None:

@@ -24,11 +24,18 @@ def _common(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.bootstrap_servers, "logger": _client_log}
 
 
+DELIVERY_TIMEOUT_S: Final = 300
+"""How long a producer retries a record (a broker away, restarting) before it reports it
+failed: librdkafka's default, written down so that a flush knows when every record has an
+answer."""
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     """An idempotent, batching producer: no duplicates on retry, delivery errors reported."""
     return {
         **_common(settings),
         "enable.idempotence": True,
+        "message.timeout.ms": DELIVERY_TIMEOUT_S * 1000,
         "acks": "all",
         "linger.ms": 20,
         "batch.size": 1_000_000,
