@@ -17,6 +17,9 @@ SPARK_JARS_STAMP := lib/spark/.fetched
 BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 MVN := mvn --batch-mode --quiet -Dstyle.color=never
+# `make test` runs its Python tests in this many processes (pytest-xdist), each test module
+# whole in one of them; each process starts a broker and an emulator of its own.
+TEST_WORKERS ?= 2
 
 .PHONY: help setup run test test-unit lint format package bench bench-quick faults clean
 
@@ -67,7 +70,7 @@ run: setup ## Run the main job with local defaults (Ctrl-C stops)
 test: setup ## Run the whole test suite (JUnit, then the Python unit and integration tests)
 	@echo "adstream: JUnit tests of java/ (the SQL functions and the Kinesis connector)"
 	$(MVN) -f java/pom.xml test -Dadstream.python=$(CURDIR)/$(BIN)/python
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-unit: setup ## Run the fast tests only (tests/unit: no JVM)
 	$(BIN)/pytest tests/unit

@@ -20,8 +20,26 @@ JVM_FIXTURES: Final = frozenset({"kafka", "spark"})
 """The fixtures that start a JVM (the broker, a Spark session): integration tests only."""
 
 
+LONGEST_FIRST: Final = (
+    "test_join_recovery.py",
+    "test_enrich_kinesis.py",
+    "test_run.py",
+    "test_enrich.py",
+    "test_join.py",
+    "test_join_kinesis.py",
+    "test_join_cluster.py",
+    "test_enrich_recovery.py",
+    "test_maintain.py",
+)
+"""Modules of two minutes or more (here), run first: `make test` hands whole modules to its
+processes in collection order as each becomes free, so they end within a module of each
+other rather than one of them starting a long module last."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep tests/unit fast: a test there that starts a JVM is refused before anything runs."""
+    """Longest modules first; keep tests/unit fast: a test there that starts a JVM is refused
+    before anything runs."""
+    items.sort(key=lambda item: _rank(item.path.name))
     for item in items:
         if not item.path.is_relative_to(UNIT_TESTS):
             continue
@@ -31,6 +49,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 f"{item.nodeid} starts a JVM ({', '.join(jvm) or 'integration'}): "
                 "move it to tests/integration"
             )
+
+
+def _rank(module: str) -> int:
+    return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 QUICK_JVM: Final = "-XX:TieredStopAtLevel=1"
