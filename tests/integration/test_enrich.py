@@ -40,7 +40,7 @@ from adstream.lakehouse.tables import (
     TABLES,
     UNMATCHED_CLICKS,
 )
-from adstream.services.kafka_client import producer_config
+from adstream.services.kafka_client import DELIVERY_TIMEOUT_S, producer_config
 from adstream.settings import Settings
 from tests.cli import adstream
 from tests.conftest import instance_env
@@ -110,6 +110,8 @@ def produce(settings: Settings, records: list[Sent], *, aborted: Sequence[Sent] 
         {
             **producer_config(settings),
             "transactional.id": f"test-enrich-{uuid.uuid4()}",
+            # As long as the producer retries a record (librdkafka wants no less).
+            "transaction.timeout.ms": DELIVERY_TIMEOUT_S * 1000,
             "delivery.report.only.error": False,
         }
     )
