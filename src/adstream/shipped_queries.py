@@ -13,7 +13,9 @@ are filled in by the dashboard rather than by a generated series of minutes.
 
 The per-minute campaign metrics themselves are computed by the Spark job into
 `campaign_metrics_minute` (`adstream.enrich.metrics`); `campaign_minute_metrics` is the query a
-user runs over that table.
+user runs over that table. The dashboard's campaign numbers read the same sums at its own grain,
+`dashboard_metrics_minute` (a minute's totals per campaign, publisher, platform category and in
+all), whose day holds some 24 files rather than 1,440 (docs/maintain.md).
 """
 
 from collections.abc import Mapping
@@ -46,8 +48,14 @@ _TOTALS: Final = """
     sum(clicks) / nullif(sum(impressions), 0) AS ctr,
     coalesce(sum(click_revenue), 0) AS revenue,
     coalesce(sum(spend), 0) AS spend"""
-"""Totals over some rows of campaign_metrics_minute: CTR of the sums, never an average."""
+"""Totals over some rows of the metrics tables: CTR of the sums, never an average."""
 _IN_WINDOW: Final = "minute >= $since AND minute < $until"
+
+
+def _of(dimension: str) -> str:
+    """The window's rows of dashboard_metrics_minute that total one `dimension`."""
+    return f"dashboard_metrics_minute WHERE dimension = '{dimension}' AND {_IN_WINDOW}"
+
 
 DASHBOARD_SUMMARY: Final = ShippedQuery(
     "dashboard_summary",
@@ -56,8 +64,7 @@ DASHBOARD_SUMMARY: Final = ShippedQuery(
 SELECT {_TOTALS},
     (SELECT max(click_time) FROM enriched_ad_data
      WHERE click_time >= $since AND click_time < $until) AS newest_click_time
-FROM campaign_metrics_minute
-WHERE {_IN_WINDOW}""",
+FROM {_of("total")}""",
     _WINDOW,
 )
 
@@ -66,24 +73,22 @@ DASHBOARD_TIME_SERIES: Final = ShippedQuery(
     "Totals per minute of the window, for the minutes that have rows.",
     f"""
 SELECT minute, {_TOTALS}
-FROM campaign_metrics_minute
-WHERE {_IN_WINDOW}
+FROM {_of("total")}
 GROUP BY minute
 ORDER BY minute""",
     _WINDOW,
 )
 
 
-def _top(dimension: str, column: str) -> ShippedQuery:
+def _top(dimension: str) -> ShippedQuery:
     return ShippedQuery(
         f"dashboard_top_{dimension}s",
         f"The $limit {dimension}s with the most revenue (then impressions, then id).",
         f"""
 WITH totals AS (
-    SELECT {column} AS id, {_TOTALS}
-    FROM campaign_metrics_minute
-    WHERE {_IN_WINDOW}
-    GROUP BY {column}
+    SELECT id, {_TOTALS}
+    FROM {_of(dimension)}
+    GROUP BY id
 ), ranked AS (
     SELECT *, row_number() OVER (ORDER BY revenue DESC, impressions DESC, id) AS revenue_rank
     FROM totals
@@ -96,17 +101,16 @@ ORDER BY revenue_rank""",
     )
 
 
-DASHBOARD_TOP_CAMPAIGNS: Final = _top("campaign", "campaign_id")
-DASHBOARD_TOP_PUBLISHERS: Final = _top("publisher", "publisher_id")
+DASHBOARD_TOP_CAMPAIGNS: Final = _top("campaign")
+DASHBOARD_TOP_PUBLISHERS: Final = _top("publisher")
 
 DASHBOARD_PLATFORM_MIX: Final = ShippedQuery(
     "dashboard_platform_mix",
     "Totals per platform category, most impressions first.",
     f"""
-SELECT platform_category, {_TOTALS}
-FROM campaign_metrics_minute
-WHERE {_IN_WINDOW}
-GROUP BY platform_category
+SELECT id AS platform_category, {_TOTALS}
+FROM {_of("platform_category")}
+GROUP BY id
 ORDER BY impressions DESC, platform_category""",
     _WINDOW,
 )

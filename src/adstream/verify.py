@@ -3,7 +3,8 @@
 Every outcome is recomputed in batch from the raw input topics by `adstream.events.reference`
 (plain Python, independent of the Flink and Spark code) and compared with what the tables
 hold: a count per outcome, and the revenue of the attributed clicks. campaign_metrics_minute
-is recomputed from the base tables in DuckDB SQL and compared with the table row by row.
+is recomputed from the base tables in DuckDB SQL and compared with the table row by row, and
+dashboard_metrics_minute from campaign_metrics_minute.
 """
 
 from collections import Counter
@@ -16,7 +17,15 @@ from adstream.events.outcomes import INVALID_REASONS
 from adstream.events.reference import Outcomes, SourceRecord, recompute
 from adstream.events.schema import INPUT_STREAMS, PRICE_SCALE, STREAM_OF_TOPIC
 from adstream.lakehouse.catalog import row_counts
-from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE_TABLE, IMPRESSIONS, UNMATCHED_CLICKS
+from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE,
+    CAMPAIGN_METRICS_MINUTE_TABLE,
+    DASHBOARD_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE_TABLE,
+    DIMENSIONS,
+    IMPRESSIONS,
+    UNMATCHED_CLICKS,
+)
 from adstream.platform import read_records
 from adstream.query import run_query
 from adstream.settings import Settings
@@ -66,8 +75,9 @@ class Tally:
 
 @dataclass(frozen=True)
 class MetricsCheck:
-    """campaign_metrics_minute against its recomputation from the base tables."""
+    """A table of sums against its recomputation from the tables it sums."""
 
+    table: str
     expected_rows: int
     stored_rows: int
     differing_rows: int  # rows of either side without an identical row on the other
@@ -86,12 +96,12 @@ class Reconciliation:
     clicks_in: int
     expected: Tally
     stored: Tally
-    metrics: MetricsCheck
+    metrics: tuple[MetricsCheck, ...]
 
     @property
     def ok(self) -> bool:
         """Every outcome and the revenue agree, and so do the per-minute metrics."""
-        return self.expected == self.stored and self.metrics.ok
+        return self.expected == self.stored and all(check.ok for check in self.metrics)
 
     def render(self) -> str:
         """A fixed-width report, one outcome per line, differences marked, then the verdict."""
@@ -103,12 +113,12 @@ class Reconciliation:
             expected, stored = self.expected.counts[outcome], self.stored.counts[outcome]
             mark = "" if expected == stored else "  <-- differs"
             rows.append(f"{outcome:<38}{expected:>14,}{stored:>14,}{mark}")
-        check = self.metrics
-        mark = "" if check.ok else f"  <-- {check.differing_rows:,} rows differ"
-        rows.append(
-            f"{'campaign_metrics_minute rows':<38}"
-            f"{check.expected_rows:>14,}{check.stored_rows:>14,}{mark}"
-        )
+        for check in self.metrics:
+            mark = "" if check.ok else f"  <-- {check.differing_rows:,} rows differ"
+            rows.append(
+                f"{check.table + ' rows':<38}"
+                f"{check.expected_rows:>14,}{check.stored_rows:>14,}{mark}"
+            )
         mark = "" if self.expected.revenue == self.stored.revenue else "  <-- differs"
         rows.append(
             f"{'attributed click revenue (USD)':<38}"
@@ -217,18 +227,45 @@ def _metrics_sql(settings: Settings) -> str:
         FROM facts GROUP BY ALL
     ),
     stored AS (SELECT {columns} FROM campaign_metrics_minute)
-    SELECT
+    {_COMPARED}"""
+
+
+_COMPARED: Final = """SELECT
         (SELECT count(*) FROM expected),
         (SELECT count(*) FROM stored),
         (SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM stored))
-        + (SELECT count(*) FROM (SELECT * FROM stored EXCEPT ALL SELECT * FROM expected))
-    """
+        + (SELECT count(*) FROM (SELECT * FROM stored EXCEPT ALL SELECT * FROM expected))"""
+"""Rows expected, rows stored, and rows of either without an identical row in the other."""
 
 
-def check_metrics(settings: Settings) -> MetricsCheck:
-    """Recompute campaign_metrics_minute from the base tables and compare row by row."""
-    expected, stored, differing = run_query(settings, _metrics_sql(settings)).rows[0]
-    return MetricsCheck(expected, stored, differing)
+def _dashboard_metrics_sql() -> str:
+    """SQL summing campaign_metrics_minute per minute and dimension, compared."""
+    keys = {"campaign": "campaign_id", "publisher": "publisher_id", "total": "NULL"}
+    sums = """sum(impressions)::BIGINT, sum(spend)::DECIMAL(38, 9), sum(clicks)::BIGINT,
+            sum(click_revenue)::DECIMAL(18, 6)"""
+    parts = "\n        UNION ALL\n        ".join(
+        f"SELECT minute, '{dimension}', {keys.get(dimension, dimension)}::VARCHAR, {sums} "
+        "FROM campaign_metrics_minute GROUP BY ALL"
+        for dimension in DIMENSIONS
+    )
+    columns = ", ".join(DASHBOARD_METRICS_MINUTE_TABLE.column_names)
+    return f"""
+    WITH expected AS (
+        {parts}
+    ),
+    stored AS (SELECT {columns} FROM dashboard_metrics_minute)
+    {_COMPARED}"""
+
+
+def check_metrics(settings: Settings) -> tuple[MetricsCheck, ...]:
+    """Recompute the tables of sums from what they sum, and compare row by row."""
+    return tuple(
+        MetricsCheck(table, *run_query(settings, sql).rows[0])
+        for table, sql in (
+            (CAMPAIGN_METRICS_MINUTE, _metrics_sql(settings)),
+            (DASHBOARD_METRICS_MINUTE, _dashboard_metrics_sql()),
+        )
+    )
 
 
 def reconcile(settings: Settings) -> Reconciliation:

@@ -1,5 +1,6 @@
 """campaign_metrics_minute's arithmetic on small DataFrames: sums, ratios, the exact median,
-and adding a batch to rows the table already holds (a local Spark session: integration)."""
+adding a batch to rows the table already holds, and dashboard_metrics_minute's sums of them (a
+local Spark session: integration)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructField, StructType
 
 from adstream.enrich.decode import spark_type
-from adstream.enrich.metrics import combine, summarize, touched_minutes
+from adstream.enrich.metrics import combine, in_hours, roll_up, summarize, touched_minutes
 from adstream.enrich.rules import EnrichRules, enrich
 from adstream.lakehouse.tables import IMPRESSIONS_TABLE, JOINED_COLUMNS, Column
 
@@ -134,3 +135,44 @@ def test_a_batch_added_to_held_rows_gives_the_same_as_all_at_once(spark: SparkSe
     assert mobile["median_engagement_duration"] == 2.5  # mean of the middle two
     assert mobile["spend"] == Decimal("0.005000001")
     assert (mobile["impressions"], mobile["clicks"], mobile["ctr"]) == (2, 4, 2.0)
+
+
+def test_the_dashboard_grain_sums_each_dimension_and_the_total(spark: SparkSession) -> None:
+    minute_rows = combine(
+        metrics(
+            spark,
+            [
+                impression(1, "2.000000"),
+                impression(2, "4.000000", publisher_id="pub-2", platform="tablet"),
+                impression(3, "8.000000", campaign_id="cmp-2", publisher_id="pub-2"),
+                impression(61, "1.000000"),  # the next minute
+            ],
+            [click(10, 1000, "1.000000"), click(20, 1000, "0.500000", campaign_id="cmp-2")],
+        )
+    )
+    rolled = {
+        (r["minute"], r["dimension"], r["id"]): (
+            r["impressions"],
+            r["spend"],
+            r["clicks"],
+            r["click_revenue"],
+        )
+        for r in (row.asDict() for row in roll_up(minute_rows).collect())
+    }
+    first, second = naive(T0), naive(T0 + timedelta(minutes=1))
+    assert rolled == {
+        (first, "campaign", "cmp-1"): (2, Decimal("0.006000000"), 1, Decimal("1.200000")),
+        (first, "campaign", "cmp-2"): (1, Decimal("0.008000000"), 1, Decimal("0.600000")),
+        (first, "publisher", "pub-1"): (1, Decimal("0.002000000"), 2, Decimal("1.800000")),
+        (first, "publisher", "pub-2"): (2, Decimal("0.012000000"), 0, Decimal("0E-6")),
+        (first, "platform_category", "Mobile"): (2, Decimal("0.010000000"), 2, Decimal("1.800000")),
+        (first, "platform_category", "Tablet"): (1, Decimal("0.004000000"), 0, Decimal("0E-6")),
+        (first, "total", None): (3, Decimal("0.014000000"), 2, Decimal("1.800000")),
+        (second, "campaign", "cmp-1"): (1, Decimal("0.001000000"), 0, Decimal("0E-6")),
+        (second, "publisher", "pub-1"): (1, Decimal("0.001000000"), 0, Decimal("0E-6")),
+        (second, "platform_category", "Mobile"): (1, Decimal("0.001000000"), 0, Decimal("0E-6")),
+        (second, "total", None): (1, Decimal("0.001000000"), 0, Decimal("0E-6")),
+    }
+    hour = int(T0.timestamp() * 1000)
+    in_hour = minute_rows.where(in_hours([hour + 59 * 60_000])).count()
+    assert (in_hour, minute_rows.where(in_hours([hour - 1])).count()) == (minute_rows.count(), 0)

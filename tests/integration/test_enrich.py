@@ -33,6 +33,7 @@ from adstream.events.outcomes import (
 from adstream.lakehouse.catalog import open_catalog
 from adstream.lakehouse.tables import (
     CAMPAIGN_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     IMPRESSIONS,
     NAMESPACE,
@@ -315,7 +316,30 @@ def expected_tables(sent: list[Sent]) -> dict[str, list[dict[str, Any]]]:
     tables[CAMPAIGN_METRICS_MINUTE] = expected_metrics(
         tables[IMPRESSIONS], tables[ENRICHED_AD_DATA]
     )
+    tables[DASHBOARD_METRICS_MINUTE] = expected_dashboard_metrics(tables[CAMPAIGN_METRICS_MINUTE])
     return {name: _sorted(rows) for name, rows in tables.items()}
+
+
+def expected_dashboard_metrics(minute_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """dashboard_metrics_minute: those rows summed per minute and dimension, in plain Python."""
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in minute_rows:
+        for dimension, key in (
+            ("campaign", row["campaign_id"]),
+            ("publisher", row["publisher_id"]),
+            ("platform_category", row["platform_category"]),
+            ("total", None),
+        ):
+            total = sums.setdefault(
+                (row["minute"], dimension, key),
+                {"impressions": 0, "spend": Decimal(0), "clicks": 0, "click_revenue": Decimal(0)},
+            )
+            for column in total:
+                total[column] += row[column]
+    return [
+        {"minute": minute, "dimension": dimension, "id": key, **total}
+        for (minute, dimension, key), total in sums.items()
+    ]
 
 
 def expected_metrics(
@@ -465,12 +489,16 @@ def test_tables_are_partitioned_iceberg_v2(lake: Settings) -> None:
             column,
             "day",
         )
-    metrics = catalog.load_table(f"{NAMESPACE}.{CAMPAIGN_METRICS_MINUTE}")
-    [field] = metrics.spec().fields
-    assert (metrics.schema().find_column_name(field.source_id), str(field.transform)) == (
-        "minute",
-        "identity",
-    )
+    for name, transform in (
+        (CAMPAIGN_METRICS_MINUTE, "identity"),
+        (DASHBOARD_METRICS_MINUTE, "hour"),
+    ):
+        metrics = catalog.load_table(f"{NAMESPACE}.{name}")
+        [field] = metrics.spec().fields
+        assert (metrics.schema().find_column_name(field.source_id), str(field.transform)) == (
+            "minute",
+            transform,
+        )
     files = catalog.load_table(f"{NAMESPACE}.{ENRICHED_AD_DATA}").inspect.files().to_pylist()
     days = {file["partition"]["click_time_day"] for file in files}
     assert len(days) == 2  # j-midnight was clicked on the next day
@@ -556,7 +584,13 @@ def test_replays_lost_checkpoints_and_lost_tables_write_everything_once(
     # A crash after enriched_ad_data committed batch B but before the other tables did, and
     # before Spark recorded the batch: the replay completes the others, adds nothing twice.
     catalog = open_catalog(settings)
-    for name in (IMPRESSIONS, UNMATCHED_CLICKS, REJECTED_EVENTS, CAMPAIGN_METRICS_MINUTE):
+    for name in (
+        IMPRESSIONS,
+        UNMATCHED_CLICKS,
+        REJECTED_EVENTS,
+        CAMPAIGN_METRICS_MINUTE,
+        DASHBOARD_METRICS_MINUTE,
+    ):
         table = catalog.load_table(f"{NAMESPACE}.{name}")
         table.manage_snapshots().set_current_snapshot(snapshots_a[name][-1]).commit()
     assert read_tables(settings)[IMPRESSIONS] == expected_a[IMPRESSIONS]

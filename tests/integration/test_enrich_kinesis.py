@@ -33,7 +33,7 @@ from adstream.events.outcomes import (
     UNMATCHED_CLICKS_TOPIC,
 )
 from adstream.lakehouse.catalog import ensure_tables, open_catalog, row_counts
-from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE, ENRICHED_AD_DATA, NAMESPACE, TABLES
+from adstream.lakehouse.tables import DASHBOARD_METRICS_MINUTE, ENRICHED_AD_DATA, NAMESPACE, TABLES
 from adstream.services import aws
 from adstream.services.kinesis import ensure_streams, shard_number
 from adstream.services.kinesis_poller import MAX_RECORDS_PER_CALL, ShardPoller
@@ -232,9 +232,9 @@ def test_kill_minus_nine_mid_stream_then_restart_writes_every_outcome_once(
 
     endless = start_enrich(settings, bounded=False, detached=True)
     try:
-        # Once a batch is written to the last table, campaign_metrics_minute.
+        # Once a batch is written to the last table, dashboard_metrics_minute.
         wait_until(
-            lambda: endless.poll() is None and row_counts(settings)[CAMPAIGN_METRICS_MINUTE] > 0,
+            lambda: endless.poll() is None and row_counts(settings)[DASHBOARD_METRICS_MINUTE] > 0,
             timeout=300,
             interval=0.25,
             what="the first batch committed",

@@ -95,6 +95,6 @@ def test_kill_minus_nine_then_restart_writes_every_row_once(
         ).rows[0]
         assert rows == distinct, f"{table} holds {rows - distinct} duplicate rows"
     # The per-minute metrics were rewritten across the kill, and still sum the base tables.
-    metrics = check_metrics(settings)
-    assert metrics.ok, metrics
-    assert metrics.stored_rows > 1000
+    for metrics in check_metrics(settings):
+        assert metrics.ok, metrics
+        assert metrics.stored_rows > 500  # minutes of many rows, or of a few sums

@@ -1,7 +1,8 @@
 """The dashboard's data API over a known dataset in real Iceberg tables (pyiceberg-written).
 
-The dataset: campaign_metrics_minute rows in and around the hour 09:00-10:00 UTC, attributed
-clicks for the freshness lag, and rejected events; every number below is worked out by hand.
+The dataset: campaign_metrics_minute rows in and around the hour 09:00-10:00 UTC and their sums
+in dashboard_metrics_minute (which the dashboard reads), attributed clicks for the freshness
+lag, and rejected events; every number below is worked out by hand.
 """
 
 import os
@@ -26,6 +27,7 @@ from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog
 from adstream.lakehouse.tables import (
     CAMPAIGN_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     REJECTED_EVENTS,
     TABLES,
@@ -74,6 +76,33 @@ def _append(settings: Settings, name: str, columns: dict[str, list[Any]]) -> Non
     table.append(pa.Table.from_pydict(full, schema=schema))
 
 
+def rolled_up() -> dict[str, list[Any]]:
+    """METRICS summed per minute and campaign, publisher, platform category, and in all."""
+    sums: dict[tuple[datetime, str, str | None], list[Any]] = {}
+    for minute, campaign, publisher, category, shown, _, spend, clicks, revenue, _ in METRICS:
+        for dimension, key in (
+            ("campaign", campaign),
+            ("publisher", publisher),
+            ("platform_category", category),
+            ("total", None),
+        ):
+            total = sums.setdefault((minute, dimension, key), [0, Decimal(0), 0, Decimal(0)])
+            total[0] += shown
+            total[1] += Decimal(spend)
+            total[2] += clicks
+            total[3] += Decimal(revenue)
+    keys, values = list(sums), list(sums.values())
+    return {
+        "minute": [k[0] for k in keys],
+        "dimension": [k[1] for k in keys],
+        "id": [k[2] for k in keys],
+        "impressions": [v[0] for v in values],
+        "spend": [v[1] for v in values],
+        "clicks": [v[2] for v in values],
+        "click_revenue": [v[3] for v in values],
+    }
+
+
 def write_known_dataset(settings: Settings) -> None:
     """Create the tables and commit the dataset above."""
     ensure_tables(settings)
@@ -93,6 +122,7 @@ def write_known_dataset(settings: Settings) -> None:
             "ctr": [row[9] for row in METRICS],
         },
     )
+    _append(settings, DASHBOARD_METRICS_MINUTE, rolled_up())
     _append(
         settings,
         ENRICHED_AD_DATA,
@@ -384,7 +414,7 @@ def test_missing_tables_give_503_with_the_reason(tmp_path: Path) -> None:
         response = empty.get("/api/summary")
     assert response.status_code == 503
     assert response.json() == {
-        "detail": "table ad_analytics.campaign_metrics_minute does not exist; "
+        "detail": "table ad_analytics.dashboard_metrics_minute does not exist; "
         "run `adstream enrich` or `adstream run` first"
     }
 

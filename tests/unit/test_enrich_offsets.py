@@ -28,6 +28,7 @@ def test_without_checkpoint_each_partition_resumes_after_its_slowest_table() -> 
         "impressions": {"unique_impressions": {0: 0}},
         "unmatched_clicks": {},
         "campaign_metrics_minute": {"joined_output": {0: 6}, "unique_impressions": {0: 3}},
+        "dashboard_metrics_minute": {"joined_output": {0: 6}, "unique_impressions": {0: 3}},
     }
     partitions = {
         "joined_output": 2,
@@ -51,7 +52,11 @@ def test_a_table_that_missed_what_the_others_took_in_is_found() -> None:
         "impressions": {"unique_impressions": {0: 3}},
         "unmatched_clicks": {},  # its topic had nothing yet: not missing
     }
-    assert missing_tables(base) == ["campaign_metrics_minute"]  # added by an upgrade
-    both = base | {"campaign_metrics_minute": {"joined_output": {0: 10}}}
+    # Added by upgrades.
+    assert missing_tables(base) == ["campaign_metrics_minute", "dashboard_metrics_minute"]
+    both = base | {
+        "campaign_metrics_minute": {"joined_output": {0: 10}},
+        "dashboard_metrics_minute": {"joined_output": {0: 10}},
+    }
     assert missing_tables(both) == []
     assert missing_tables({}) == list(TABLE_SOURCES)  # the tables are gone

@@ -17,6 +17,7 @@ from adstream.enrich.offsets import (
 from adstream.events.outcomes import IMPRESSIONS_OUT_TOPIC, JOINED_TOPIC
 from adstream.lakehouse.tables import (
     CAMPAIGN_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     IMPRESSIONS,
     REJECTED_EVENTS,
@@ -56,6 +57,7 @@ def test_a_shard_resumes_after_the_lowest_position_of_the_tables_it_feeds() -> N
         ENRICHED_AD_DATA: {JOINED_TOPIC: {0: AWS_SEQUENCE_NUMBER + 7}},
         REJECTED_EVENTS: {JOINED_TOPIC: {0: AWS_SEQUENCE_NUMBER + 3, 1: 11}},
         CAMPAIGN_METRICS_MINUTE: {JOINED_TOPIC: {0: AWS_SEQUENCE_NUMBER + 5, 1: 11}},
+        DASHBOARD_METRICS_MINUTE: {JOINED_TOPIC: {0: AWS_SEQUENCE_NUMBER + 5, 1: 11}},
         IMPRESSIONS: {IMPRESSIONS_OUT_TOPIC: {2: 4}},
     }
     assert lowest_taken(committed, JOINED_TOPIC, 0) == AWS_SEQUENCE_NUMBER + 3

@@ -68,7 +68,8 @@ def test_sums_money_exactly_and_prints_utc_times(lakehouse: Settings) -> None:
     [
         (
             "SELECT * FROM clicks",
-            "unknown table 'clicks'; the tables are: campaign_metrics_minute, enriched_ad_data, ",
+            "unknown table 'clicks'; the tables are: campaign_metrics_minute, "
+            "dashboard_metrics_minute, enriched_ad_data, ",
         ),
         ("SELEC 1", 'bad SQL: Parser Error: syntax error at or near "SELEC"'),
         ("DROP TABLE impressions", "only read-only SELECT queries are allowed (got DROP)"),

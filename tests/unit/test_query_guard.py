@@ -28,6 +28,7 @@ from adstream.errors import AdstreamError
 from adstream.lakehouse.catalog import lakehouse_dir
 from adstream.lakehouse.tables import (
     CAMPAIGN_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     IMPRESSIONS,
     REJECTED_EVENTS,
@@ -36,7 +37,13 @@ from adstream.lakehouse.tables import (
 )
 from adstream.query import run_query
 from adstream.settings import Settings, load_settings
-from tests.unit.test_dashboard_api import CLICK_TIMES, METRICS, REJECTED, write_known_dataset
+from tests.unit.test_dashboard_api import (
+    CLICK_TIMES,
+    METRICS,
+    REJECTED,
+    rolled_up,
+    write_known_dataset,
+)
 
 PROPERTY: Final = settings(derandomize=True, database=None, deadline=None, max_examples=150)
 """Seeded and bounded: the same examples on every run, within the unit tests' time."""
@@ -48,6 +55,7 @@ LEAKED: Final = "leaked_rows"
 
 ROWS: Final = {
     CAMPAIGN_METRICS_MINUTE: len(METRICS),
+    DASHBOARD_METRICS_MINUTE: len(rolled_up()["minute"]),
     ENRICHED_AD_DATA: len(CLICK_TIMES),
     REJECTED_EVENTS: len(REJECTED),
     IMPRESSIONS: 0,

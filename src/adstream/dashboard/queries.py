@@ -6,11 +6,12 @@ prepared-statement parameters (`$since`, `$until`, `$limit`) through
 `adstream.query.run_fixed_query`, and the row filter that limits what pyiceberg reads is built
 from the same typed values.
 
-Campaign numbers come from `campaign_metrics_minute` (one row per event-time minute, campaign,
-publisher and platform category): a window holds the minutes whose start lies in
-[until - minutes, until). Totals are sums over its rows, and CTR is total clicks over total
-impressions (never an average of the rows' CTRs). Freshness comes from `enriched_ad_data`,
-rejected events from `rejected_events` (by `rejected_at`, the wall-clock time of rejection).
+Campaign numbers come from `dashboard_metrics_minute` (per event-time minute, the sums of
+`campaign_metrics_minute` by campaign, by publisher, by platform category and in all): a window
+holds the minutes whose start lies in [until - minutes, until). Totals are sums over its rows,
+and CTR is total clicks over total impressions (never an average of the rows' CTRs). Freshness
+comes from `enriched_ad_data`, rejected events from `rejected_events` (by `rejected_at`, the
+wall-clock time of rejection).
 """
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pyiceberg.expressions.literals import literal
 
 from adstream import shipped_queries as shipped
 from adstream.lakehouse.tables import (
-    CAMPAIGN_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     MONEY,
     REJECTED_EVENTS,
@@ -91,7 +92,7 @@ class WindowInfo(BaseModel):
 
 
 class Totals(BaseModel):
-    """Campaign numbers summed over some rows of campaign_metrics_minute."""
+    """Campaign numbers summed over some rows of dashboard_metrics_minute."""
 
     impressions: int
     clicks: int
@@ -180,9 +181,8 @@ _ZERO_SPEND: Final = Decimal(0).scaleb(-SPEND.scale)
 
 _METRICS_COLUMNS: Final = (
     "minute",
-    "campaign_id",
-    "publisher_id",
-    "platform_category",
+    "dimension",
+    "id",
     "impressions",
     "clicks",
     "click_revenue",
@@ -191,7 +191,7 @@ _METRICS_COLUMNS: Final = (
 
 
 def _metrics(window: Window) -> dict[str, Scan]:
-    return {CAMPAIGN_METRICS_MINUTE: Scan(window.rows_in("minute"), _METRICS_COLUMNS)}
+    return {DASHBOARD_METRICS_MINUTE: Scan(window.rows_in("minute"), _METRICS_COLUMNS)}
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

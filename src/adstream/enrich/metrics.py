@@ -6,6 +6,11 @@ impressions count in the minute of their `event_time`, attributed clicks in the 
 adds them to the rows the table already holds for the minutes it touches (`combine`), and
 rewrites those minutes. Sums are exact decimals, and the table keeps every click's engagement
 duration in milliseconds, so the median stays exact however the clicks arrive.
+
+dashboard_metrics_minute sums those rows again at the dashboard's grain (`roll_up`): per minute
+and campaign, publisher or platform category, and the minute's total. A batch recomputes the
+minutes its records touch from campaign_metrics_minute as it stands (written just before), so
+however often it runs for a minute the result is the same, and rewrites their hours.
 """
 
 from decimal import Decimal
@@ -17,12 +22,27 @@ from pyspark.sql.types import LongType
 
 from adstream.enrich.decode import spark_type
 from adstream.enrich.rules import EnrichRules, decimal_literal, is_premium_ad, platform_category
-from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE_TABLE, MONEY, SPEND
+from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE_TABLE,
+    DASHBOARD_METRICS_MINUTE_TABLE,
+    MONEY,
+    SPEND,
+)
 
 KEY: Final = ("minute", "campaign_id", "publisher_id", "platform_category")
 DURATIONS: Final = "engagement_durations_ms"
 ADDITIVE: Final = ("impressions", "premium_impressions", "spend", "clicks", "click_revenue")
 """The columns a minute's rows are summed over; the rest is derived from them."""
+ROLLED_UP: Final = ("impressions", "spend", "clicks", "click_revenue")
+"""The sums dashboard_metrics_minute keeps."""
+DIMENSION_COLUMNS: Final = {
+    "campaign": "campaign_id",
+    "publisher": "publisher_id",
+    "platform_category": "platform_category",
+    "total": None,
+}
+"""The column of campaign_metrics_minute each dimension of dashboard_metrics_minute sums by."""
+_HOUR_MS: Final = 3_600_000
 
 _SPEND_TYPE: Final = spark_type(SPEND)
 _MONEY_TYPE: Final = spark_type(MONEY)
@@ -131,3 +151,33 @@ def touched_minutes(summary: DataFrame) -> list[int]:
 def in_minutes(minutes: list[int]) -> Column:
     """Rows of those minutes (literals, so Iceberg prunes the other minutes' partitions)."""
     return F.col("minute").isin([F.timestamp_millis(F.lit(m)) for m in minutes])
+
+
+def roll_up(minute_rows: DataFrame) -> DataFrame:
+    """Rows of campaign_metrics_minute summed per minute and each dimension's value."""
+    types = {"spend": _SPEND_TYPE, "click_revenue": _MONEY_TYPE}
+    sums = [F.sum(name).cast(types.get(name, LongType())).alias(name) for name in ROLLED_UP]
+    parts = [
+        minute_rows.groupBy(
+            "minute",
+            F.lit(dimension).alias("dimension"),
+            (F.col(column) if column else F.lit(None).cast("string")).alias("id"),
+        ).agg(*sums)
+        for dimension, column in DIMENSION_COLUMNS.items()
+    ]
+    rolled = parts[0]
+    for part in parts[1:]:
+        rolled = rolled.unionByName(part)
+    return rolled.select(*DASHBOARD_METRICS_MINUTE_TABLE.column_names)
+
+
+def in_hours(minutes: list[int]) -> Column:
+    """Rows of the hours those minutes lie in (ranges of `minute`, which Iceberg prunes by)."""
+    hours = sorted({minute - minute % _HOUR_MS for minute in minutes})
+    condition = F.lit(False)
+    for hour in hours:
+        condition = condition | (
+            (F.col("minute") >= F.timestamp_millis(F.lit(hour)))
+            & (F.col("minute") < F.timestamp_millis(F.lit(hour + _HOUR_MS)))
+        )
+    return condition

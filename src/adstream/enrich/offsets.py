@@ -25,6 +25,7 @@ from adstream.events.outcomes import (
 )
 from adstream.lakehouse.tables import (
     CAMPAIGN_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE,
     ENRICHED_AD_DATA,
     IMPRESSIONS,
     REJECTED_EVENTS,
@@ -60,6 +61,8 @@ TABLE_SOURCES: Final[dict[str, tuple[str, ...]]] = {
     REJECTED_EVENTS: (REJECTED_EVENTS_TOPIC, JOINED_TOPIC),
     # The unique impressions and the valid joined rows, summed per minute.
     CAMPAIGN_METRICS_MINUTE: (IMPRESSIONS_OUT_TOPIC, JOINED_TOPIC),
+    # The minutes those touch, summed again from campaign_metrics_minute.
+    DASHBOARD_METRICS_MINUTE: (IMPRESSIONS_OUT_TOPIC, JOINED_TOPIC),
 }
 """The topics each table is fed from."""
 

@@ -5,8 +5,8 @@ Before writing, a batch drops the records at or below the positions a table has 
 replayed batch (a crash between a table commit and Spark's commit log, a lost checkpoint, a
 restart from older positions) adds nothing twice, and each table can be committed on its own.
 The four base tables are appended to; campaign_metrics_minute has the minutes the batch
-touches rewritten (`adstream.enrich.metrics`). After enriched_ad_data, the other four commit
-concurrently.
+touches rewritten (`adstream.enrich.metrics`), and dashboard_metrics_minute, last, the hours of
+those minutes. After enriched_ad_data, the other four commit concurrently.
 
 Records read from Kinesis (`KinesisOutcomes`) are also deduplicated by identity
 (`adstream.enrich.identity`), since the join's Kinesis sink may repeat an outcome at a new
@@ -39,12 +39,20 @@ from adstream.enrich.offsets import (
 from adstream.enrich.rules import REJECTION_DETAIL, EnrichRules, enrich, invalid
 from adstream.enrich.rules import now_to_the_millisecond as now
 from adstream.errors import AdstreamError
-from adstream.events.outcomes import JOINED_STREAM, JOINED_TOPIC, REJECTED_EVENTS_TOPIC, Reason
+from adstream.events.outcomes import (
+    IMPRESSIONS_OUT_TOPIC,
+    JOINED_STREAM,
+    JOINED_TOPIC,
+    REJECTED_EVENTS_TOPIC,
+    Reason,
+)
 from adstream.events.schema import MAX_RAW_PAYLOAD_BYTES
 from adstream.lakehouse.catalog import CATALOG_NAME
 from adstream.lakehouse.tables import (
     CAMPAIGN_METRICS_MINUTE,
     CAMPAIGN_METRICS_MINUTE_TABLE,
+    DASHBOARD_METRICS_MINUTE,
+    DASHBOARD_METRICS_MINUTE_TABLE,
     ENRICHED_AD_DATA,
     ENRICHED_AD_DATA_TABLE,
     IMPRESSIONS_TABLE,
@@ -142,9 +150,11 @@ class BatchWriter:
             # The attributed clicks first, on their own: they are what a user waits for. Then
             # the other tables side by side: their Spark jobs and commits are independent, and
             # overlapping them ends a batch sooner (docs/enrich.md). On Kinesis the metrics
-            # sum what the base tables appended, so they come last.
+            # sum what the base tables appended, so they come after them; the dashboard's
+            # grain sums the metrics, so it comes last.
             first, *others = TABLES
             last = [CAMPAIGN_METRICS_MINUTE_TABLE] if self.kinesis is not None else []
+            last.append(DASHBOARD_METRICS_MINUTE_TABLE)
             others = [table for table in others if table not in last]
 
             def write(table: TableDefinition) -> None:
@@ -177,6 +187,8 @@ class BatchWriter:
         summed: dict[str, int] = {}
         if table.name == CAMPAIGN_METRICS_MINUTE:
             rows, replace, summed = self._touched_minutes(records)
+        elif table.name == DASHBOARD_METRICS_MINUTE:
+            rows, replace = self._rolled_up(records)
         else:
             rows, replace = self.rows(table, records), False
         writer = rows.writeTo(table_name(table, self.catalog)).option(
@@ -187,7 +199,7 @@ class BatchWriter:
                 f"snapshot-property.{SUMMED_PROPERTY}", json.dumps(summed, sort_keys=True)
             )
         if replace:
-            writer.overwritePartitions()  # exactly the minutes `rows` has
+            writer.overwritePartitions()  # exactly the minutes (or hours) `rows` has
         else:
             writer.append()
         self.committed[table.name] = after
@@ -221,6 +233,38 @@ class BatchWriter:
             table_name(CAMPAIGN_METRICS_MINUTE_TABLE, self.catalog)
         ).where(metrics.in_minutes(minutes))
         return metrics.combine(held, summary), True, summed
+
+    def _rolled_up(self, records: DataFrame) -> tuple[DataFrame, bool]:
+        """dashboard_metrics_minute's rows of the hours the records touch, and whether any.
+
+        The minutes the records touch (impressions by event_time, joined rows by click_time;
+        repeats and invalid rows included, as summing a minute again changes nothing) are
+        summed again from campaign_metrics_minute, which has just taken them in; the hours'
+        other minutes stay as they are.
+        """
+        spark = records.sparkSession
+        times = (
+            decode(_of_topic(records, IMPRESSIONS_OUT_TOPIC), IMPRESSIONS_TABLE.columns)
+            .select(F.col("event_time").alias("time"))
+            .unionByName(
+                decode(_of_topic(records, JOINED_TOPIC), JOINED_COLUMNS).select(
+                    F.col("click_time").alias("time")
+                )
+            )
+        )
+        minutes = metrics.touched_minutes(
+            times.where(F.col("time").isNotNull()).select(
+                F.date_trunc("minute", F.col("time")).alias("minute")
+            )
+        )
+        held = spark.table(table_name(DASHBOARD_METRICS_MINUTE_TABLE, self.catalog))
+        if not minutes:
+            return held.where(F.lit(False)), False
+        summed = spark.table(table_name(CAMPAIGN_METRICS_MINUTE_TABLE, self.catalog)).where(
+            metrics.in_minutes(minutes)
+        )
+        kept = held.where(metrics.in_hours(minutes) & ~metrics.in_minutes(minutes))
+        return metrics.roll_up(summed).unionByName(kept), True
 
     def _appended(
         self, table: TableDefinition, spark: SparkSession, summed: dict[str, int]

@@ -5,11 +5,11 @@ Columns are derived from the event schemas in `adstream.events.schema`: ids and 
 """
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.transforms import DayTransform, IdentityTransform, Transform
+from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, Transform
 from pyiceberg.types import (
     BooleanType,
     DecimalType,
@@ -32,6 +32,7 @@ IMPRESSIONS: Final = "impressions"
 UNMATCHED_CLICKS: Final = "unmatched_clicks"
 REJECTED_EVENTS: Final = "rejected_events"
 CAMPAIGN_METRICS_MINUTE: Final = "campaign_metrics_minute"
+DASHBOARD_METRICS_MINUTE: Final = "dashboard_metrics_minute"
 
 MONEY: Final = DecimalType(18, PRICE_SCALE)
 SPEND: Final = DecimalType(38, PRICE_SCALE + 3)
@@ -63,19 +64,27 @@ class Column:
     doc: str | None = None
 
 
+Grain = Literal["day", "hour", "value"]
+_TRANSFORMS: Final[dict[Grain, Transform[Any, Any]]] = {
+    "day": DayTransform(),
+    "hour": HourTransform(),
+    "value": IdentityTransform(),
+}
+
+
 @dataclass(frozen=True)
 class TableDefinition:
     """One table: its columns, in order, and the timestamp column it is partitioned by.
 
-    Partitioned by day of that column, or by its value (`by_value`: one partition per minute of
-    campaign_metrics_minute, so a micro-batch rewrites only the minutes it touches).
+    Partitioned by day of that column, by its hour, or by its value (one partition per minute
+    of campaign_metrics_minute, so a micro-batch rewrites only the minutes it touches).
     """
 
     name: str
     columns: tuple[Column, ...]
     partitioned_by: str
     doc: str
-    by_value: bool = False
+    grain: Grain = "day"
 
     @property
     def identifier(self) -> str:
@@ -105,14 +114,15 @@ class TableDefinition:
         return Schema(*fields)
 
     def partition_spec(self) -> PartitionSpec:
-        """Partitioned by day of one timestamp column, or by its value."""
+        """Partitioned by day or hour of one timestamp column, or by its value."""
         source_id = self.schema().find_field(self.partitioned_by).field_id
-        transform: Transform[Any, Any] = DayTransform()
-        name = f"{self.partitioned_by}_day"
-        if self.by_value:
-            transform, name = IdentityTransform(), self.partitioned_by
+        name = self.partitioned_by
+        if self.grain != "value":
+            name = f"{name}_{self.grain}"
         return PartitionSpec(
-            PartitionField(source_id=source_id, field_id=1000, transform=transform, name=name)
+            PartitionField(
+                source_id=source_id, field_id=1000, transform=_TRANSFORMS[self.grain], name=name
+            )
         )
 
 
@@ -214,8 +224,28 @@ CAMPAIGN_METRICS_MINUTE_TABLE: Final = TableDefinition(
         ),
     ),
     partitioned_by="minute",
-    by_value=True,
+    grain="value",
     doc="Per event-time minute x campaign x publisher x platform_category: the base tables summed.",
+)
+
+DIMENSIONS: Final = ("campaign", "publisher", "platform_category", "total")
+"""What a row of dashboard_metrics_minute totals, in its `dimension` column."""
+
+DASHBOARD_METRICS_MINUTE_TABLE: Final = TableDefinition(
+    DASHBOARD_METRICS_MINUTE,
+    (
+        Column("minute", TimestamptzType(), "start of the event-time minute (UTC)"),
+        Column("dimension", StringType(), "campaign, publisher, platform_category or total"),
+        Column("id", StringType(), "the campaign, publisher or platform category; null in total"),
+        Column("impressions", LongType()),
+        Column("spend", SPEND),
+        Column("clicks", LongType()),
+        Column("click_revenue", MONEY),
+    ),
+    partitioned_by="minute",
+    grain="hour",
+    doc="campaign_metrics_minute summed per minute and campaign, publisher, platform category, "
+    "and in all: the dashboard's grain, a few hundred rows a minute.",
 )
 
 TABLES: Final = (  # the order each micro-batch writes them in: the attributed clicks first
@@ -224,5 +254,6 @@ TABLES: Final = (  # the order each micro-batch writes them in: the attributed c
     UNMATCHED_CLICKS_TABLE,
     REJECTED_EVENTS_TABLE,
     CAMPAIGN_METRICS_MINUTE_TABLE,
+    DASHBOARD_METRICS_MINUTE_TABLE,  # from campaign_metrics_minute's rows: after it
 )
 TABLE_BY_NAME: Final = {table.name: table for table in TABLES}
