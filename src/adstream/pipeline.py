@@ -101,6 +101,8 @@ class Pipeline:
         self.report: Callable[[str], None] = log.info
         self.supervising = False
         """Whether a job that stops is restarted: once both have started."""
+        self.finishing: str | None = None
+        """The job asked to finish: its exit is `_finish_job`'s to judge, not `check`'s."""
         self.lost_commits = LostCommits(settings)
         self.lost_reported = 0
 
@@ -140,7 +142,7 @@ class Pipeline:
             self._wait_to_restart(BROKER, "Kafka stopped unexpectedly", self.broker.log_file)
             self.broker.start()
         for name, process in self.processes.items():
-            if process is None or process.poll() is None:
+            if process is None or name == self.finishing or process.poll() is None:
                 continue
             output = self.output[name]
             code = process.returncode
@@ -210,6 +212,8 @@ class Pipeline:
         The join is drained once it has read the input to its end: its sources stop, the
         watermark jumps to the end of time, every pending result is committed, and it stops
         with a savepoint. The enrichment then writes what the outcome topics hold and exits.
+        Both stay supervised meanwhile: a job that fails to finish (or the broker) is restarted
+        like any other, from its checkpoint, and asked to finish again once it runs.
 
         One case needs more: a drain while every source of the join is idle (no record for
         the idle timeout) loses its final watermark in Flink 2.2 (FLINK-40499), so results
@@ -219,14 +223,10 @@ class Pipeline:
         """
         end = join_streams(self.settings).end()
         report("finishing: the join reads the input to its end")
-        while not has_read_to(self.settings, end):
-            self.check()
-            time.sleep(_POLL_S)
-        report("finishing: the join drains and stops with a savepoint")
-        self.supervising = False  # from here on, what stops has finished or failed
-        self._stop("join")
+        self._finish_job("join", lambda: has_read_to(self.settings, end), report)
         report("finishing: the enrichment writes what remains")
-        self._stop("enrichment")
+        self._finish_job("enrichment", lambda: True, report)
+        self.supervising = False
         tally = stored_tally(self.settings)
         if tally.input_records() < records_in:
             pending = records_in - tally.input_records()
@@ -240,24 +240,40 @@ class Pipeline:
             tally = stored_tally(self.settings)
         return tally
 
-    def _stop(self, name: str) -> None:
-        """Ask a job to finish (SIGUSR1) and wait for it to exit 0."""
-        process = self.processes[name]
-        assert process is not None
-        process.send_signal(signal.SIGUSR1)
-        try:
-            code = process.wait(timeout=JOB_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise AdstreamError(
-                f"the {name} job did not finish within {JOB_STOP_TIMEOUT_S} s; "
-                f"its log is under {self.settings.data_dir}"
-            ) from None
-        end_group(process)
-        if code != 0:
-            raise AdstreamError(
-                f"the {name} job failed to finish (exit {code}); "
-                f"its log is under {self.settings.data_dir}"
-            )
+    def _finish_job(
+        self, name: str, ready: Callable[[], bool], report: Callable[[str], None]
+    ) -> None:
+        """Once `ready()` holds and the job runs, ask it to finish (SIGUSR1); wait until it has.
+
+        A job that stops otherwise (killed, or failing) is restarted by `check` and asked again.
+        """
+        while True:
+            while not (ready() and self.output[name].contains(_JOBS[name].running)):
+                self.check()
+                time.sleep(_POLL_S)
+            if name == "join":
+                report("finishing: the join drains and stops with a savepoint")
+            process = self.processes[name]
+            assert process is not None
+            process.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + JOB_STOP_TIMEOUT_S
+            self.finishing = name
+            try:
+                while process.poll() is None:
+                    if time.monotonic() > deadline:
+                        raise AdstreamError(
+                            f"the {name} job did not finish within {JOB_STOP_TIMEOUT_S} s; "
+                            f"its log is under {self.settings.data_dir}"
+                        )
+                    self.check()  # the broker, and the other job
+                    time.sleep(_POLL_S)
+            finally:
+                self.finishing = None
+            if process.returncode == 0:
+                end_group(process)
+                self.processes[name] = None  # finished: no longer watched
+                return
+            self.check()  # restarts it, or raises past its restarts
 
     def abandon(self) -> None:
         """Stop both jobs now: the join with a savepoint, the enrichment after its batch."""

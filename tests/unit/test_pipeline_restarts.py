@@ -169,3 +169,34 @@ def test_a_broker_stopped_by_a_full_disk_is_restarted_once_there_is_space(
         f"the disk of {run.settings.data_dir} has space again: restarting the broker",
     ]
     assert run.restarts["broker"] == 1
+
+
+FAILS_TO_FINISH_ONCE = """
+import pathlib, signal, sys, time
+mark = pathlib.Path("{mark}")  # there after the first run
+first = not mark.exists()
+mark.touch()
+signal.signal(signal.SIGUSR1, lambda *_: sys.exit(3 if first else 0))
+print("running", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_a_job_that_fails_while_finishing_is_restarted_and_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(tmp_path, monkeypatch, FAILS_TO_FINISH_ONCE.format(mark=tmp_path / "ran"))
+    reported: list[str] = []
+    run.report = reported.append
+
+    run._finish_job("join", lambda: True, reported.append)
+
+    assert run.processes["join"] is None  # finished, no longer watched
+    assert run.restarts == {"broker": 0, "join": 1}
+    assert [line.split(":")[0] for line in reported] == [
+        "finishing",
+        "the join job stopped unexpectedly (exit 3)",
+        "finishing",
+    ]
+    assert reported[1].endswith("restarting it in 0 s (1 of 2)")
