@@ -44,7 +44,14 @@ from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, 
 from adstream.lakehouse.tables import ENRICHED_AD_DATA
 from adstream.platform import event_sink, input_counts, join_streams, local_service, start_services
 from adstream.services.kafka import KafkaBroker
-from adstream.services.process import JOB_STOP_TIMEOUT_S, LogTail, end_group, last_error, stop
+from adstream.services.process import (
+    JOB_STOP_TIMEOUT_S,
+    LogTail,
+    end_group,
+    kill_group,
+    last_error,
+    stop,
+)
 from adstream.settings import Settings
 from adstream.verify import Tally, stored_tally
 
@@ -57,6 +64,7 @@ _RESTART_BACKOFF_S: Final = 1.0
 RESTART_FREE_BYTES: Final = 256 * 2**20
 """Free space the data disk needs before a restart: less, and what stopped fails again at once."""
 BROKER: Final = "broker"
+JOIN: Final = "join"
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class _Job:
 
 
 _JOBS: Final = {
-    "join": _Job(
+    JOIN: _Job(
         lambda settings: start_join(settings, bounded=False, detached=True),
         join_log,
         join_params.logged(join_params.RUNNING),
@@ -139,8 +147,7 @@ class Pipeline:
         twice. Before that, or past its restarts, the run fails.
         """
         if self.broker is not None and self.broker.process.pid() is None:
-            self._wait_to_restart(BROKER, "Kafka stopped unexpectedly", self.broker.log_file)
-            self.broker.start()
+            self._restart_broker(self.broker)
         for name, process in self.processes.items():
             if process is None or name == self.finishing or process.poll() is None:
                 continue
@@ -153,9 +160,7 @@ class Pipeline:
             )
             end_group(process)
             self._wait_to_restart(name, stopped, output.log_file)
-            self.output[name] = LogTail(output.log_file)
-            with _interrupts_deferred():
-                self.processes[name] = _JOBS[name].start(self.settings)
+            self._start(name)
         lost = self.lost_commits.total()
         if lost > self.lost_reported:
             timeout = self.settings.join_transaction_timeout.total_seconds()
@@ -166,6 +171,36 @@ class Pipeline:
                 f"the outcomes they held are lost (see {self.lost_commits.log_dir})"
             )
             self.lost_reported = lost
+
+    def _restart_broker(self, broker: KafkaBroker) -> None:
+        """Restart the broker this run started, and a running join with it.
+
+        A join that lives through the outage calls each of its source partitions idle once it
+        has read nothing for the idle timeout; when the broker answers again, the partition
+        read first moves the watermark past what the others still hold, and their on-time
+        records would be late. So the join is killed as soon as the broker is found stopped
+        (it resumes from its checkpoint, as after any kill) and started again once the broker
+        runs, all its partitions active; the restored job commits the transactions of its
+        checkpoint that the outage kept from committing.
+        """
+        join = self.processes[JOIN]
+        held = join is not None and join.poll() is None
+        if held:
+            assert join is not None
+            kill_group(join)
+        stopped = "Kafka stopped unexpectedly" + (
+            " (the join stopped with it, to restart after it)" if held else ""
+        )
+        self._wait_to_restart(BROKER, stopped, broker.log_file)
+        broker.start()
+        if held:
+            self._start(JOIN)
+
+    def _start(self, name: str) -> None:
+        """Start a job again: its log is read from here on."""
+        self.output[name] = LogTail(self.output[name].log_file)
+        with _interrupts_deferred():
+            self.processes[name] = _JOBS[name].start(self.settings)
 
     def _wait_to_restart(self, name: str, stopped: str, log_file: Path) -> None:
         """Report `stopped` and wait before restarting `name`; raise if it may not restart."""
@@ -223,7 +258,7 @@ class Pipeline:
         """
         end = join_streams(self.settings).end()
         report("finishing: the join reads the input to its end")
-        self._finish_job("join", lambda: has_read_to(self.settings, end), report)
+        self._finish_job(JOIN, lambda: has_read_to(self.settings, end), report)
         report("finishing: the enrichment writes what remains")
         self._finish_job("enrichment", lambda: True, report)
         self.supervising = False
@@ -251,7 +286,7 @@ class Pipeline:
             while not (ready() and self.output[name].contains(_JOBS[name].running)):
                 self.check()
                 time.sleep(_POLL_S)
-            if name == "join":
+            if name == JOIN:
                 report("finishing: the join drains and stops with a savepoint")
             process = self.processes[name]
             assert process is not None

@@ -1,6 +1,7 @@
 """`adstream run` restarts a job that stops, a bounded number of times, and says why each time."""
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -126,7 +127,13 @@ class StoppedBroker:
         return True
 
 
-def test_the_broker_this_run_started_is_restarted(
+BROKER_STOPPED = (
+    "Kafka stopped unexpectedly (the join stopped with it, to restart after it); "
+    "restarting it in 0 s (1 of 2)"
+)
+
+
+def test_the_broker_this_run_started_is_restarted_and_the_join_after_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
@@ -134,11 +141,14 @@ def test_the_broker_this_run_started_is_restarted(
     run.report = reported.append
     broker = StoppedBroker(tmp_path / "kafka.log")
     run.broker = broker  # type: ignore[assignment]
+    before = the_job(run)
     try:
         run.check()
         assert broker.running
-        assert reported == ["Kafka stopped unexpectedly; restarting it in 0 s (1 of 2)"]
-        assert run.restarts == {"broker": 1, "join": 0}
+        assert reported == [BROKER_STOPPED]
+        assert before.returncode == -signal.SIGKILL  # killed, not left to see the broker back
+        assert the_job(run) is not before and the_job(run).poll() is None
+        assert run.restarts == {"broker": 1, "join": 0}  # the join's own restarts are left
         run.check()  # running again: left alone
         assert run.restarts == {"broker": 1, "join": 0}
     finally:
@@ -163,7 +173,7 @@ def test_a_broker_stopped_by_a_full_disk_is_restarted_once_there_is_space(
         the_job(run).kill()
     assert broker.running
     assert reported == [
-        "Kafka stopped unexpectedly; restarting it in 0 s (1 of 2)",
+        BROKER_STOPPED,
         f"the disk of {run.settings.data_dir} has 1 MiB free: waiting until it has 256 MiB "
         "before restarting the broker (free some, or Ctrl-C)",
         f"the disk of {run.settings.data_dir} has space again: restarting the broker",

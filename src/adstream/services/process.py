@@ -274,6 +274,14 @@ def _signal_each(pids: Iterable[int], signum: int) -> None:
             os.kill(pid, signum)
 
 
+def kill_group(process: "subprocess.Popen[Any]") -> None:
+    """Kill a child and the process group it leads at once (SIGKILL); wait until none of it runs."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    end_group(process)
+
+
 def end_group(process: "subprocess.Popen[Any]") -> None:
     """End what is left of the process group an exited child led, and wait until none of it runs.
 
