@@ -351,9 +351,9 @@ DASHBOARD: Final = ("dashboard_host", "dashboard_port", "dashboard_refresh")
 def query(context: click.Context, /, output_format: str, sql: str, **flags: Any) -> None:
     """Read-only SQL over the tables: one SELECT, the tables by their short names.
 
-    enriched_ad_data, impressions, unmatched_clicks, rejected_events and
-    campaign_metrics_minute. DuckDB (the default engine) reads each at its current snapshot, on
-    this machine. Money is exact (decimal); times are UTC.
+    enriched_ad_data, impressions, unmatched_clicks, rejected_events, campaign_metrics_minute
+    and dashboard_metrics_minute. DuckDB (the default engine) reads each at its current
+    snapshot, on this machine. Money is exact (decimal); times are UTC.
 
     With --engine athena the same SQL, in DuckDB's dialect, is translated to Athena's (Trino)
     and run by Amazon Athena in --athena-workgroup over the tables of the Glue database
