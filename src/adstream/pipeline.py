@@ -27,7 +27,7 @@ from typing import Final
 
 from adstream.dashboard.server import DashboardServer
 from adstream.enrich import params as enrich_params
-from adstream.enrich.launcher import enrich_log, run_enrich, start_enrich
+from adstream.enrich.launcher import enrich_log, start_enrich
 from adstream.errors import AdstreamError
 from adstream.events.outcomes import INPUT_TOPICS
 from adstream.generator.runner import GenerateReport, generate
@@ -37,7 +37,6 @@ from adstream.join.launcher import (
     has_read_to,
     job_failure,
     join_log,
-    run_join,
     start_join,
 )
 from adstream.lakehouse.catalog import ensure_tables, load_table, open_catalog, row_counts
@@ -175,13 +174,11 @@ class Pipeline:
     def _restart_broker(self, broker: KafkaBroker) -> None:
         """Restart the broker this run started, and a running join with it.
 
-        A join that lives through the outage calls each of its source partitions idle once it
-        has read nothing for the idle timeout; when the broker answers again, the partition
-        read first moves the watermark past what the others still hold, and their on-time
-        records would be late. So the join is killed as soon as the broker is found stopped
-        (it resumes from its checkpoint, as after any kill) and started again once the broker
-        runs, all its partitions active; the restored job commits the transactions of its
-        checkpoint that the outage kept from committing.
+        A join that lives through the outage finds some of its checkpoints' Kafka
+        transactions refused when it commits them after the broker is back, and their outcomes
+        lost. So the join is killed as soon as the broker is found stopped (it resumes from its
+        checkpoint, as after any kill) and started again once the broker runs: the restored job
+        commits the transactions of its checkpoint that the outage kept from committing.
         """
         join = self.processes[JOIN]
         held = join is not None and join.poll() is None
@@ -241,20 +238,14 @@ class Pipeline:
         restarted = f"; restarts: {restarts}" if restarts else ""
         return f"{produced}tables: {rows}; freshness lag {shown}{restarted}"
 
-    def finish(self, report: Callable[[str], None], records_in: int) -> Tally:
-        """Finish the running jobs on the `records_in` input records; return the tables' tally.
+    def finish(self, report: Callable[[str], None]) -> Tally:
+        """Finish the running jobs; return the tables' tally.
 
         The join is drained once it has read the input to its end: its sources stop, the
         watermark jumps to the end of time, every pending result is committed, and it stops
         with a savepoint. The enrichment then writes what the outcome topics hold and exits.
         Both stay supervised meanwhile: a job that fails to finish (or the broker) is restarted
         like any other, from its checkpoint, and asked to finish again once it runs.
-
-        One case needs more: a drain while every source of the join is idle (no record for
-        the idle timeout) loses its final watermark in Flink 2.2 (FLINK-40499), so results
-        within D of the end stay pending in the savepoint. The tally then falls short of the
-        input, and a bounded join (which calls no source idle) restores that savepoint and
-        flushes them, followed by a bounded enrichment.
         """
         end = join_streams(self.settings).end()
         report("finishing: the join reads the input to its end")
@@ -262,18 +253,7 @@ class Pipeline:
         report("finishing: the enrichment writes what remains")
         self._finish_job("enrichment", lambda: True, report)
         self.supervising = False
-        tally = stored_tally(self.settings)
-        if tally.input_records() < records_in:
-            pending = records_in - tally.input_records()
-            report(
-                f"finishing: {pending:,} results stayed pending in the join's savepoint "
-                "(its sources were idle when drained, FLINK-40499): flushing them with a "
-                "bounded join"
-            )
-            run_join(self.settings, bounded=True)
-            run_enrich(self.settings, bounded=True)
-            tally = stored_tally(self.settings)
-        return tally
+        return stored_tally(self.settings)
 
     def _finish_job(
         self, name: str, ready: Callable[[], bool], report: Callable[[str], None]
@@ -394,7 +374,7 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
         report(f"generator done ({generated.stopped_by}): {generated.line()}")
         finishing = time.monotonic()
         impressions_in, clicks_in = input_counts(settings)
-        tally = pipeline.finish(report, impressions_in + clicks_in)
+        tally = pipeline.finish(report)
         report(pipeline.progress(None))
         report(f"finished {time.monotonic() - finishing:.1f} s after the generator")
         accounting = tally.accounting(impressions_in, clicks_in)

@@ -26,8 +26,7 @@ def environment_settings(params: JoinParams) -> EnvironmentSettings:
     """Streaming mode; locally, the mini-cluster's REST API on loopback at a known port.
 
     The launcher reads the sources' positions there (`adstream.services.flink_rest`), so they
-    are refreshed every second (default: 10 s): a finish drains soon after the input is read,
-    before the sources turn idle (FLINK-40499, docs/run.md).
+    are refreshed every second (default: 10 s): a finish drains soon after the input is read.
     """
     config = Configuration()
     if params.runtime is not None and params.runtime.rest_port is not None:

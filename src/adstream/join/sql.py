@@ -57,6 +57,9 @@ EPOCH: Final = "TO_TIMESTAMP_LTZ(0, 3)"
 JSON_FIELDS: Final = "adstream_json_fields"
 """SQL function: (BYTES, name, ...) -> ARRAY<STRING> of the named top-level fields' tagged
 values in that order, or NULL when not one JSON object."""
+IDLENESS_CONNECTOR: Final = "adstream-source"
+"""The job's source connector (java/.../InputIdlenessSourceFactory.java): another connector's
+source, its partitions made idle by the job's rule."""
 EVENT_TIME: Final = "adstream_event_time"
 """SQL function: tagged value [, latest allowed] -> TIMESTAMP_LTZ(3), NULL unless a string
 holding a valid time (not after the latest allowed)."""
@@ -155,10 +158,15 @@ def source_ddl(stream: Stream, params: JoinParams) -> str:
     watermark_delay = seconds(params.out_of_orderness_ms + 1)
     options = dict(params.connectors.sources[stream])
     if not params.bounded:
-        # A bounded run calls no partition idle: under load an idle call would let the other
-        # partitions move the watermark, so that lateness would depend on timing. It ends by
-        # draining (see `adstream.join.launcher.run_join`), which flushes every partition.
-        options["scan.watermark.idle-timeout"] = f"{params.idle_timeout_ms} ms"
+        # Idle partitions, by the job's own rule (java/.../InputIdleness.java): a partition
+        # is idle once the others were read for the timeout while it delivered nothing, so a
+        # broker outage or a pause, when nothing is read, calls none idle. A bounded run calls
+        # no partition idle: it ends by draining, which flushes every partition.
+        options = {
+            "connector": IDLENESS_CONNECTOR,
+            "adstream.connector": options.pop("connector"),
+            "adstream.idle-timeout": f"{params.idle_timeout_ms} ms",
+        } | options
     return f"""
 CREATE TABLE {stream}_source (
   payload BYTES,{params.connectors.source_columns},
