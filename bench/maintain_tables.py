@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--early", type=int, default=20)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--query-runs", type=int, default=20)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     os.environ["TZ"] = "UTC"
     time.tzset()
@@ -230,7 +231,7 @@ def main() -> None:
         "maintain_output": maintained.stdout.splitlines(),
         **results,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
 
 
