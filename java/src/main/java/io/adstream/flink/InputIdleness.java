@@ -44,10 +44,8 @@ public final class InputIdleness<T> implements WatermarkStrategy<T> {
     private final WatermarkStrategy<T> watermarks;
     private final Duration timeout;
 
+    /** {@code timeout} must be positive ({@link InputIdlenessSourceFactory} checks it). */
     public InputIdleness(WatermarkStrategy<T> watermarks, Duration timeout) {
-        if (timeout.isZero() || timeout.isNegative()) {
-            throw new IllegalArgumentException("the idle timeout must be positive: " + timeout);
-        }
         this.watermarks = watermarks;
         this.timeout = timeout;
     }

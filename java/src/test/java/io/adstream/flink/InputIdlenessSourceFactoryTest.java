@@ -88,8 +88,10 @@ class InputIdlenessSourceFactoryTest {
         source.applyWatermark(planned);
         assertThat(wrapped.applied).isInstanceOf(InputIdleness.class);
         var copy = (InputIdlenessSourceFactory.Source) source.copy();
+        wrapped.applied = null;
         copy.applyWatermark(planned);
         assertThat(wrapped.copies).isEqualTo(1);
+        assertThat(wrapped.applied).isInstanceOf(InputIdleness.class); // the copy's too
     }
 
     /** A scan source that records the watermark strategy it is given. */
