@@ -9,7 +9,7 @@ injected `--times` times, spread over the generation:
   data files in the warehouse within the last half second);
 - `pause`: the join's process group stopped (SIGSTOP) for longer than its Kafka transaction
   timeout (shortened for this run), then continued: the broker has aborted its open
-  transactions meanwhile; the first as a checkpoint starts;
+  transactions meanwhile; the first as a checkpoint starts; its run has 3 times `--events`;
 - `disk`: the data directory is a small file system of its own (a loop mount; root only),
   filled to the last block for a while, then freed.
 
@@ -60,6 +60,10 @@ RESULTS: Final = Path(__file__).parent / "results" / "fault_matrix.json"
 ADSTREAM: Final = str(Path(sys.executable).with_name("adstream"))
 TRANSACTION_TIMEOUT_S: Final = 20
 PAUSE_S: Final = 30
+PAUSE_EVENTS_FACTOR: Final = 3
+"""The pause's campaign runs this many times `--events`: each pause holds the join for
+`PAUSE_S` and the recovery from a refused checkpoint starts a new process (about 45 s), so
+three of them do not fit in 200 s of generation."""
 DISK_FULL_S: Final = 10
 DISK_BYTES: Final = 4 << 30
 FAULTS: Final = {
@@ -402,9 +406,10 @@ def main() -> None:
     results: list[Outcome] = []
     failed: dict[str, str] = {}
     for fault in args.faults:
-        print(f"{FAULTS[fault]}, {args.times} times, {args.events:,} events", flush=True)
+        events = args.events * (PAUSE_EVENTS_FACTOR if fault == "pause" else 1)
+        print(f"{FAULTS[fault]}, {args.times} times, {events:,} events", flush=True)
         try:
-            results.append(campaign(fault, args.events, args.rate, args.times))
+            results.append(campaign(fault, events, args.rate, args.times))
         except (SystemExit, Exception) as error:  # this one could not finish: the others run
             failed[FAULTS[fault]] = str(error)
             print(f"  failed: {error}", flush=True)

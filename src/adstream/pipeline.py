@@ -33,7 +33,7 @@ from adstream.events.outcomes import INPUT_TOPICS
 from adstream.generator.runner import GenerateReport, generate
 from adstream.join import params as join_params
 from adstream.join.launcher import (
-    LostCommits,
+    RefusedCommits,
     has_read_to,
     job_failure,
     join_log,
@@ -110,8 +110,7 @@ class Pipeline:
         """Whether a job that stops is restarted: once both have started."""
         self.finishing: str | None = None
         """The job asked to finish: its exit is `_finish_job`'s to judge, not `check`'s."""
-        self.lost_commits = LostCommits(settings)
-        self.lost_reported = 0
+        self.refused_commits = RefusedCommits(settings)
 
     def start(self, report: Callable[[str], None]) -> None:
         """Tables, then both jobs at once; return when both run (topics exist already)."""
@@ -147,6 +146,9 @@ class Pipeline:
         """
         if self.broker is not None and self.broker.process.pid() is None:
             self._restart_broker(self.broker)
+        refused = self.refused_commits.new()
+        if refused:
+            self._replay_refused(min(refused))
         for name, process in self.processes.items():
             if process is None or name == self.finishing or process.poll() is None:
                 continue
@@ -160,16 +162,27 @@ class Pipeline:
             end_group(process)
             self._wait_to_restart(name, stopped, output.log_file)
             self._start(name)
-        lost = self.lost_commits.total()
-        if lost > self.lost_reported:
-            timeout = self.settings.join_transaction_timeout.total_seconds()
-            self.report(
-                f"the join could not commit {lost - self.lost_reported} of its Kafka "
-                "transactions (the broker aborted them: open longer than "
-                f"--join-transaction-timeout, {timeout:.0f} s, or the broker failed meanwhile); "
-                f"the outcomes they held are lost (see {self.lost_commits.log_dir})"
-            )
-            self.lost_reported = lost
+
+    def _replay_refused(self, checkpoint: int) -> None:
+        """Restart the join, which restores the checkpoint before the refused `checkpoint`.
+
+        The broker refused to commit that checkpoint's Kafka transaction. The join stops at
+        the refusal by itself (its sink fails the job), but Flink's own restarts restore the
+        refused checkpoint again, so it is killed; started again, it restores the checkpoint
+        before (`restore_point`), whose replay writes the refused outcomes again.
+        """
+        join = self.processes[JOIN]
+        if join is not None and join.poll() is None:
+            kill_group(join)
+        timeout = self.settings.join_transaction_timeout.total_seconds()
+        refused = (
+            f"Kafka refused to commit the join's checkpoint {checkpoint} (its transaction was "
+            f"open longer than --join-transaction-timeout, {timeout:.0f} s: the join was paused "
+            "or the broker failed meanwhile); the join restarts from the checkpoint before it, "
+            "which writes its outcomes again"
+        )
+        self._wait_to_restart(JOIN, refused, self.output[JOIN].log_file)
+        self._start(JOIN)
 
     def _restart_broker(self, broker: KafkaBroker) -> None:
         """Restart the broker this run started, and a running join with it.
@@ -382,11 +395,9 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
         if missing > 0:
             for line in accounting.splitlines():
                 report(line)
-            lost = pipeline.lost_commits.total()
             raise AdstreamError(
                 f"{missing:,} of the {impressions_in + clicks_in:,} input records have no "
-                f"outcome in the tables ({lost} Kafka transactions of the join could not "
-                "commit); `adstream verify` shows which outcomes are short"
+                "outcome in the tables; `adstream verify` shows which outcomes are short"
             )
         return accounting
     except KeyboardInterrupt:

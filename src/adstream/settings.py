@@ -162,7 +162,8 @@ class Settings(BaseSettings):
         description="How long the join's Kafka transactions may stay open (seconds; at most the "
         "local broker's limit, an hour): well above the checkpoint interval plus a restart. A "
         "join paused for longer (a stopped process, a long GC pause) finds its open transactions "
-        "aborted by the broker and restarts from its last checkpoint.",
+        "aborted by the broker and stops; `adstream run` restarts it from the checkpoint "
+        "before them, which writes their outcomes again.",
     )
     dedup_horizon: Seconds = Field(
         timedelta(hours=1),

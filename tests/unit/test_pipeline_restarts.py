@@ -14,6 +14,7 @@ from adstream.errors import AdstreamError
 from adstream.pipeline import Pipeline
 from adstream.settings import Settings
 from tests.conftest import instance_settings
+from tests.unit.test_refused_commits import flink_log, refused, started
 
 CRASH = "import sys; print('java.lang.OutOfMemoryError: Java heap space'); sys.exit(3)"
 
@@ -210,3 +211,28 @@ def test_a_job_that_fails_while_finishing_is_restarted_and_asked_again(
         "finishing",
     ]
     assert reported[1].endswith("restarting it in 0 s (1 of 2)")
+
+
+def test_a_refused_checkpoint_restarts_the_join_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = supervised(tmp_path, monkeypatch, "import time; time.sleep(60)")
+    reported: list[str] = []
+    run.report = reported.append
+    flink_log(run.settings).write_text(started("15:00:00") + refused(31) + refused(31))
+    before = the_job(run)
+    try:
+        run.check()
+        assert reported == [
+            "Kafka refused to commit the join's checkpoint 31 (its transaction was open longer "
+            "than --join-transaction-timeout, 900 s: the join was paused or the broker failed "
+            "meanwhile); the join restarts from the checkpoint before it, which writes its "
+            "outcomes again; restarting it in 0 s (1 of 2)"
+        ]
+        assert before.returncode == -signal.SIGKILL  # not left to Flink's restarts
+        assert the_job(run) is not before and the_job(run).poll() is None
+        run.check()  # seen once
+        assert len(reported) == 1
+    finally:
+        the_job(run).kill()
+        the_job(run).wait()

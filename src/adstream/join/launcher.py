@@ -3,6 +3,7 @@
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -26,8 +27,11 @@ _NOT_RESTORABLE: Final = re.compile(r"Failed to rollback to checkpoint/savepoint
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
 _PARAMS_FILE: Final = "join-params.json"
-_LOST_COMMIT: Final = b"Unable to commit transaction"
-"""What Flink's Kafka sink logs when it cannot commit a checkpoint's transaction (and goes on)."""
+_REFUSED_COMMIT: Final = re.compile(
+    rb"Kafka refused to commit the transaction of checkpoint (\d+) "
+)
+"""What the join logs when the broker refuses a checkpoint's transaction, and stops
+(`RefusedCommitStops.REFUSED` in java/)."""
 
 
 def flink_home(settings: Settings) -> Path:
@@ -59,28 +63,89 @@ def job_failure(settings: Settings, output: str) -> str:
     )
 
 
-class LostCommits:
-    """Transactions of the local join that Kafka refused to commit, since this was made.
+class RefusedCommits:
+    """Checkpoints of the local join whose Kafka transactions the broker refused to commit.
 
     A checkpoint's outcome records are committed after the checkpoint completes; if the broker
     has aborted the transaction by then (it stayed open past `join_transaction_timeout`: the
-    join was paused, or restored too late), Flink's Kafka sink logs the loss and goes on, and
-    a restart does not replay them (the checkpoint is complete). Nothing else shows it, so
-    `adstream run` watches Flink's log for it (each JVM the job starts rewrites that log).
+    join was paused, or the broker failed meanwhile), its records are not written. The join's
+    sink then fails the job before any later checkpoint commits
+    (java/.../RefusedCommitStops.java), and `adstream run`, watching Flink's log for it (each
+    JVM the job starts rewrites that log), starts it again, from the checkpoint before
+    (`restore_point`).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.log_dir = flink_home(settings) / "log"
         self.logs = {path: LogTail(path) for path in self.log_dir.glob("*.log")}
-        self.count = 0
 
-    def total(self) -> int:
-        """How many so far (each failed transaction once)."""
+    def new(self) -> set[int]:
+        """The checkpoints refused since the last call."""
+        found: set[int] = set()
         for path in self.log_dir.glob("*.log"):
             if path not in self.logs:  # a log that appeared since: all of it is new
                 self.logs[path] = LogTail(path, whole=True)
-            self.count += self.logs[path].new_lines().count(_LOST_COMMIT)
-        return self.count
+            found |= {int(n) for n in _REFUSED_COMMIT.findall(self.logs[path].new_lines())}
+        return found
+
+
+def discard_refused(home: Path, checkpoint: int) -> Path | None:
+    """Delete a refused checkpoint and those after it; return the one before it, to restore.
+
+    None (and nothing deleted) if the one before is not there any more.
+
+    A checkpoint whose transaction the broker refused has read input whose outcomes were never
+    written, and so has every later one: only the checkpoint before it replays them. The join
+    stops at the refusal, so nothing after it has committed, and the checkpoints kept
+    (`execution.checkpointing.num-retained`) still hold the one before.
+    """
+    refused = list(home.glob(f"checkpoints/*/chk-{checkpoint}/_metadata"))
+    if not refused:
+        return None
+    since = max(path.stat().st_mtime for path in refused)
+    completed = {folder: (folder / "_metadata").stat().st_mtime for folder in _completed(home)}
+    before = [folder for folder, at in completed.items() if at < since]
+    restore = max(before, key=completed.__getitem__, default=None)
+    if restore is None or (
+        restore.name.startswith("chk-") and restore.name != f"chk-{checkpoint - 1}"
+    ):
+        return None  # the one before is gone: restoring an older one would repeat outcomes
+    for folder, at in completed.items():
+        if at >= since:
+            shutil.rmtree(folder)
+    return restore
+
+
+def restore_point(home: Path) -> Path | None:
+    """The checkpoint or savepoint a join starting now restores: the newest.
+
+    Unless the job's last JVM (its log, which the next one rewrites) found a checkpoint's Kafka
+    transaction refused: then that checkpoint and those after it are deleted, and the one
+    before it, whose replay writes the refused outcomes again, is the newest.
+    """
+    refused = {
+        int(number)
+        for path in (home / "log").glob("*.log")
+        for line in path.open("rb")
+        for number in _REFUSED_COMMIT.findall(line)
+    }
+    if refused and any(home.glob(f"checkpoints/*/chk-{min(refused)}/_metadata")):
+        checkpoint = min(refused)
+        before = discard_refused(home, checkpoint)
+        if before is None:
+            log.error(
+                "Kafka refused to commit the join's checkpoint %d, and the checkpoint before it "
+                "is gone: the outcomes it held are lost (`adstream verify` shows them)",
+                checkpoint,
+            )
+        else:
+            log.warning(
+                "Kafka refused to commit the join's checkpoint %d: it and those after it are "
+                "deleted, and %s, before it, writes its outcomes again",
+                checkpoint,
+                before.name,
+            )
+    return latest_checkpoint(home)
 
 
 def local_rest(settings: Settings) -> FlinkRest:
@@ -96,15 +161,22 @@ def has_read_to(settings: Settings, end: InputEnd) -> bool:
     return join_streams(settings).has_read_to(local_rest(settings), end)
 
 
-def latest_checkpoint(home: Path) -> Path | None:
-    """The newest completed checkpoint or savepoint under a job home (folder with `_metadata`)."""
-    completed = [
-        *home.glob("checkpoints/*/chk-*/_metadata"),
-        *home.glob("savepoints/savepoint-*/_metadata"),
+def _completed(home: Path) -> list[Path]:
+    """The completed checkpoints and savepoints under a job home (folders with `_metadata`)."""
+    return [
+        path.parent
+        for path in (
+            *home.glob("checkpoints/*/chk-*/_metadata"),
+            *home.glob("savepoints/savepoint-*/_metadata"),
+        )
     ]
-    if not completed:
-        return None
-    return max(completed, key=lambda path: path.stat().st_mtime).parent
+
+
+def latest_checkpoint(home: Path) -> Path | None:
+    """The newest completed checkpoint or savepoint under a job home."""
+    return max(
+        _completed(home), key=lambda path: (path / "_metadata").stat().st_mtime, default=None
+    )
 
 
 def drained_until_ms(home: Path, settings: Settings) -> int:
@@ -124,9 +196,9 @@ def drained_until_ms(home: Path, settings: Settings) -> int:
 def join_params(
     settings: Settings, *, bounded: bool, cluster_address: str | None = None
 ) -> JoinParams:
-    """The job's parameters from the settings; restores from the latest checkpoint if any."""
+    """The job's parameters from the settings; restores `restore_point` if there is one."""
     home = flink_home(settings)
-    restore = latest_checkpoint(home)
+    restore = restore_point(home)
     jars = sorted((settings.lib_dir / "flink").glob("*.jar"))
     if not jars:
         raise AdstreamError(

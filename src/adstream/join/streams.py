@@ -22,6 +22,10 @@ from adstream.services import aws, kinesis
 from adstream.services.flink_rest import FlinkRest
 from adstream.settings import Settings
 
+REFUSED_COMMIT_STOPS: Final = "adstream-sink"
+"""The join's Kafka sink connector (java/.../RefusedCommitStopsSinkFactory.java): Kafka's
+exactly-once sink, but a transaction the broker refuses to commit fails the job, so that no
+later checkpoint commits and the checkpoint before it can write the refused records again."""
 _KAFKA_POSITION: Final = """
   source_partition INT METADATA FROM 'partition' VIRTUAL,
   source_offset BIGINT METADATA FROM 'offset' VIRTUAL,
@@ -140,7 +144,8 @@ class KafkaStreams:
         sinks = {}
         for topic in OUTCOME_TOPICS:
             sinks[topic] = {
-                "connector": "kafka",
+                "connector": REFUSED_COMMIT_STOPS,
+                "adstream.connector": "kafka",
                 "topic": topic,
                 "properties.bootstrap.servers": servers,
                 "sink.delivery-guarantee": "exactly-once",
