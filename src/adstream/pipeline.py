@@ -18,8 +18,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +46,7 @@ from adstream.services.process import (
     JOB_STOP_TIMEOUT_S,
     LogTail,
     end_group,
+    interrupts_held,
     kill_group,
     last_error,
     stop,
@@ -118,7 +118,7 @@ class Pipeline:
         self.report = report
         ensure_tables(self.settings)
         waiting = {name: self.output[name] for name in _JOBS}
-        with _interrupts_deferred():  # each job is started and held, or not started
+        with interrupts_held():  # each job is started and held, or not started
             for name in _JOBS:
                 self.processes[name] = _JOBS[name].start(self.settings)
         timeout = self.settings.startup_timeout.total_seconds()
@@ -209,7 +209,7 @@ class Pipeline:
     def _start(self, name: str) -> None:
         """Start a job again: its log is read from here on."""
         self.output[name] = LogTail(self.output[name].log_file)
-        with _interrupts_deferred():
+        with interrupts_held():
             self.processes[name] = _JOBS[name].start(self.settings)
 
     def _wait_to_restart(self, name: str, stopped: str, log_file: Path) -> None:
@@ -309,28 +309,6 @@ class Pipeline:
         stop(jobs, name="the jobs")
 
 
-@contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt for them.
-
-    Started in the block, a job's process is always assigned, so that `abandon` stops it: an
-    interrupt raised inside `subprocess.Popen` (between its fork and its return) would leave the
-    child running with no one holding it. The children start with default handlers (exec).
-    """
-    received: list[int] = []
-    signums = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.getsignal(signum) for signum in signums}
-    for signum in signums:
-        signal.signal(signum, lambda number, _frame: received.append(number))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if received:
-        raise KeyboardInterrupt
-
-
 def freshness_lag(settings: Settings) -> timedelta | None:
     """Now minus the newest click time in enriched_ad_data (None before the first row)."""
     now = datetime.now(UTC)
@@ -409,5 +387,5 @@ def _run_pipeline(settings: Settings, report: Callable[[str], None]) -> str:
             pipeline.abandon()  # a second interrupt kills the jobs instead of waiting
         finally:
             if started and service is not None:
-                with _interrupts_deferred():  # a third one cannot leave the broker running
+                with interrupts_held():  # a third one cannot leave the broker running
                     service.stop()

@@ -9,6 +9,7 @@ from typing import Final
 from adstream.events.outcomes import CLICKS_TOPIC, IMPRESSIONS_TOPIC
 from adstream.generator.sinks import Sink
 from adstream.generator.traffic import Batch, Traffic
+from adstream.services.process import interrupts_held
 from adstream.settings import Settings
 
 PROGRESS_EVERY_S: Final = 2.0
@@ -68,7 +69,8 @@ def generate(
 
     With `rate` > 0, records are released when their emission time comes due on the wall clock
     (event time tracks the clock); with `rate` 0 they are sent as fast as the sink takes them.
-    Ctrl-C stops after the current slice; everything sent is flushed before returning.
+    Ctrl-C stops after the current slice (a second one at once); everything sent is flushed
+    before returning, and counted.
     """
     report = GenerateReport()
     first_ms = start_ms(settings)
@@ -86,8 +88,11 @@ def generate(
                 if deadline is not None and time.monotonic() >= deadline:
                     report.stopped_by = "duration"
                     return report
-                sink.send(piece.topics, piece.keys, piece.values)
-                _count(report, piece)
+                # Interrupted midway, a send would have handed records to the producer that
+                # it delivers as the sink closes: they would reach the topics uncounted.
+                with interrupts_held(second_at_once=True):
+                    sink.send(piece.topics, piece.keys, piece.values)
+                    _count(report, piece)
                 # Per slice, not per batch: a batch holds many seconds of traffic at low rates.
                 now = time.monotonic()
                 report.seconds = now - began

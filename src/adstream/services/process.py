@@ -13,9 +13,10 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
 
@@ -272,6 +273,39 @@ def _signal_each(pids: Iterable[int], signum: int) -> None:
     for pid in pids:
         with suppress(ProcessLookupError):  # it has stopped meanwhile
             os.kill(pid, signum)
+
+
+@contextmanager
+def interrupts_held(*, second_at_once: bool = False) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt for them.
+
+    For work that an interrupt must not cut in two: a process started but not yet held (an
+    interrupt inside `subprocess.Popen`, between its fork and its return, leaves the child
+    running with no one holding it), records handed on but not yet counted. With
+    `second_at_once`, a second one raises at once (for a block that may wait long). Outside
+    the main thread, where Python delivers no signals, nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if received and second_at_once:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    for signum in signums:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def kill_group(process: "subprocess.Popen[Any]") -> None:
