@@ -2,7 +2,9 @@
 
 The tables are written through the enrichment's own `BatchWriter` (Spark, Iceberg), one commit
 per table per micro-batch, as the endless job writes them, with no maintenance: batches of
-outcome records whose event times move forward over one day. After the first `--early` commits
+outcome records whose event times move forward over one day, each batch's records spread over
+its slice of the day (so `--commits 20 --batch 20000` writes the same day in 20 commits: the
+fair baseline for the 2,000-commit tables). After the first `--early` commits
 and after all `--commits`, and again after `adstream maintain` (retention 0), it measures the
 largest number of data files in one partition of each table, the snapshots, and the latency of
 every dashboard query (over the default hour and over the whole day, ending at the newest
@@ -12,6 +14,8 @@ data) and of a day's aggregate through `adstream query`'s `run_query`: medians a
 Results: bench/results/maintain_tables.json and a Markdown table on stdout.
 
     .venv/bin/python bench/maintain_tables.py [--commits 2000] [--early 20] [--batch 200]
+    .venv/bin/python bench/maintain_tables.py --commits 20 --batch 20000 \
+        --output bench/results/maintain_tables_20_commits.json
 """
 
 import argparse
@@ -76,15 +80,17 @@ class Batches:
         self.offsets: dict[tuple[str, int], int] = {}
 
     def next(self, number: int) -> DataFrame:
-        at = T0 + DAY * (number / self.total)
+        """Batch `number`: its records spread evenly over its slice of the day, so that
+        20 large batches and 2,000 small ones hold the same day."""
+        start, step = T0 + DAY * (number / self.total), DAY / self.total / self.size
         rows = []
         for topic, share in SHARE.items():
             for _ in range(int(self.size * share)):
                 partition = self.sent % 2
                 offset = self.offsets.get((topic, partition), -1) + 1
                 self.offsets[(topic, partition)] = offset
-                value = outcome(topic, self.sent, at + timedelta(milliseconds=self.sent % 997))
-                rows.append((topic, partition, offset, value))
+                at = start + step * (self.sent % self.size)
+                rows.append((topic, partition, offset, outcome(topic, self.sent, at)))
                 self.sent += 1
         return self.spark.createDataFrame(
             rows, "topic string, partition int, offset long, value string"
@@ -197,11 +203,11 @@ def main() -> None:
                 rate = done / (time.monotonic() - began)
                 print(f"{done:,} commits ({rate:.2f}/s)", file=sys.stderr)
             if done == args.early:
-                newest = T0 + DAY * (number / args.commits)
+                newest = T0 + DAY * (done / args.commits)
                 results["early"] = measure(settings, newest, args.query_runs, f"{done} commits")
         write_seconds = time.monotonic() - began
         spark.stop()
-        newest = T0 + DAY * ((args.commits - 1) / args.commits)
+        newest = T0 + DAY
         results["late"] = measure(settings, newest, args.query_runs, f"{args.commits} commits")
         before = answers(settings, newest)
 
