@@ -123,12 +123,10 @@ def restore_point(home: Path) -> Path | None:
     transaction refused: then that checkpoint and those after it are deleted, and the one
     before it, whose replay writes the refused outcomes again, is the newest.
     """
-    refused = {
-        int(number)
-        for path in (home / "log").glob("*.log")
-        for line in path.open("rb")
-        for number in _REFUSED_COMMIT.findall(line)
-    }
+    refused: set[int] = set()
+    for path in (home / "log").glob("*.log"):
+        with path.open("rb") as lines:
+            refused.update(int(n) for line in lines for n in _REFUSED_COMMIT.findall(line))
     if refused and any(home.glob(f"checkpoints/*/chk-{min(refused)}/_metadata")):
         checkpoint = min(refused)
         before = discard_refused(home, checkpoint)
