@@ -307,6 +307,8 @@ class Outcome:
     inputs_missing: int
     """Events the generator produced (the broker acknowledged) that the input topics lack."""
     verify_report: str
+    events: int
+    """The run's `--events`."""
 
 
 def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
@@ -369,6 +371,7 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
         run_error=run_error,
         inputs_missing=events - input_records(report),
         verify_report=report,
+        events=events,
     )
 
 
@@ -377,7 +380,6 @@ def save(args: argparse.Namespace, results: list[Outcome], failed: dict[str, str
     RESULTS.parent.mkdir(exist_ok=True)
     earlier = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     run = {
-        "events": args.events,
         "rate": args.rate,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
