@@ -5,7 +5,6 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import org.apache.flink.configuration.ConfigOption;
-import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.table.api.ValidationException;
 import org.apache.flink.table.catalog.ResolvedCatalogTable;
 import org.apache.flink.table.connector.ChangelogMode;
@@ -32,11 +31,8 @@ public final class RefusedCommitStopsSinkFactory implements DynamicTableSinkFact
 
     public static final String IDENTIFIER = "adstream-sink";
 
-    public static final ConfigOption<String> CONNECTOR =
-            ConfigOptions.key("adstream.connector")
-                    .stringType()
-                    .noDefaultValue()
-                    .withDescription("The connector whose sink this wraps (kafka).");
+    /** The connector this wraps: the same option as the source wrapper's. */
+    public static final ConfigOption<String> CONNECTOR = InputIdlenessSourceFactory.CONNECTOR;
 
     /** The prefix of the Kafka client's properties among the table's options. */
     private static final String PROPERTIES = "properties.";
