@@ -3,19 +3,20 @@
 The tables are written through the enrichment's own `BatchWriter` (Spark, Iceberg), one commit
 per table per micro-batch, as the endless job writes them, with no maintenance: batches of
 outcome records whose event times move forward over one day, each batch's records spread over
-its slice of the day (so `--commits 20 --batch 20000` writes the same day in 20 commits: the
-fair baseline for the 2,000-commit tables). After the first `--early` commits
-and after all `--commits`, and again after `adstream maintain` (retention 0), it measures the
-largest number of data files in one partition of each table, the snapshots, and the latency of
-every dashboard query (over the default hour and over the whole day, ending at the newest
-data) and of a day's aggregate through `adstream query`'s `run_query`: medians and p95 of
-`--query-runs` runs each. The rows are checked to be the same before and after maintenance.
+its slice of the day. First the baseline: the same day in `--baseline-commits` (20) large
+commits, in tables of its own. Then the `--commits` small ones. After the first `--early`
+commits and after all `--commits`, and again after `adstream maintain` (retention 0), it
+measures the largest number of data files in one partition of each table, the snapshots, and
+the latency of every dashboard query (over the default hour and over the whole day, ending at
+the newest data) and of a day's aggregate through `adstream query`'s `run_query`: medians and
+p95 of `--query-runs` runs each. The maintained tables and the baseline are measured in one
+pass, their runs of each query alternating, so that the machine's drift does not decide the
+comparison. The rows are checked to be the same before and after maintenance.
 
 Results: bench/results/maintain_tables.json and a Markdown table on stdout.
 
-    .venv/bin/python bench/maintain_tables.py [--commits 2000] [--early 20] [--batch 200]
-    .venv/bin/python bench/maintain_tables.py --commits 20 --batch 20000 \
-        --output bench/results/maintain_tables_20_commits.json
+    .venv/bin/python bench/maintain_tables.py [--commits 2000] [--early 20] [--batch 200] \
+        [--baseline-commits 20]
 """
 
 import argparse
@@ -135,25 +136,42 @@ def dashboard_queries(settings: Settings, newest: datetime) -> dict[str, Callabl
     return found
 
 
-def latencies(settings: Settings, newest: datetime, runs: int) -> dict[str, dict[str, float]]:
-    """Median and p95 seconds of each query, and its runs (after one warm-up run)."""
-    measured = {}
-    for name, query in dashboard_queries(settings, newest).items():
-        query()
-        seconds: list[float] = []
+def latencies(
+    contenders: dict[str, Settings], newest: datetime, runs: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per contender (its tables), the median and p95 seconds of each query and its runs, after
+    one warm-up run each. The contenders' runs of a query alternate, in turn first."""
+    measured: dict[str, dict[str, dict[str, float]]] = {label: {} for label in contenders}
+    plans = {label: dashboard_queries(s, newest) for label, s in contenders.items()}
+    for name in plans[next(iter(contenders))]:
+        for label in contenders:
+            plans[label][name]()
+        seconds: dict[str, list[float]] = {label: [] for label in contenders}
+        order = list(contenders)
         started = time.monotonic()
-        # `runs` runs, or as many as 30 s allow (3 at least): unmaintained tables are slow.
-        while len(seconds) < runs and (len(seconds) < 3 or time.monotonic() - started < 30):
-            began = time.perf_counter()
-            query()
-            seconds.append(time.perf_counter() - began)
-        seconds.sort()
-        measured[name] = {
-            "median": statistics.median(seconds),
-            "p95": seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))],
-            "runs": len(seconds),
-        }
-        print(f"  {name}: {measured[name]['median'] * 1000:.0f} ms", file=sys.stderr)
+        # `runs` rounds, or as many as 30 s allow (3 at least): unmaintained tables are slow.
+        rounds = 0
+        while rounds < runs and (rounds < 3 or time.monotonic() - started < 30):
+            for label in order:
+                began = time.perf_counter()
+                plans[label][name]()
+                seconds[label].append(time.perf_counter() - began)
+            order.append(order.pop(0))
+            rounds += 1
+        for label, times in seconds.items():
+            times.sort()
+            measured[label][name] = {
+                "median": statistics.median(times),
+                "p95": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+                "runs": len(times),
+            }
+        print(
+            f"  {name}: "
+            + ", ".join(
+                f"{label} {measured[label][name]['median'] * 1000:.0f} ms" for label in contenders
+            ),
+            file=sys.stderr,
+        )
     return measured
 
 
@@ -170,9 +188,41 @@ def answers(settings: Settings, newest: datetime) -> dict[str, Any]:
     return found
 
 
-def measure(settings: Settings, newest: datetime, runs: int, label: str) -> dict[str, Any]:
-    print(f"{label}: measuring", file=sys.stderr)
-    return {"layout": layout(settings), "latency": latencies(settings, newest, runs)}
+def measure(
+    contenders: dict[str, Settings], newest: datetime, runs: int
+) -> dict[str, dict[str, Any]]:
+    print(f"{' and '.join(contenders)}: measuring", file=sys.stderr)
+    timed = latencies(contenders, newest, runs)
+    return {
+        label: {"layout": layout(s), "latency": timed[label]} for label, s in contenders.items()
+    }
+
+
+def write_tables(
+    settings: Settings, commits: int, batch: int, after: Callable[[int], None]
+) -> float:
+    """`commits` micro-batches of `batch` records into the tables of `settings`, `after(done)`
+    called after each; the seconds they took."""
+    ensure_tables(settings)
+    spark = build_session(spark_conf(settings))
+    spark.sparkContext.setLogLevel("ERROR")
+    write = BatchWriter(EnrichRules(), all_committed_offsets(open_catalog(settings)))
+    batches = Batches(spark, batch, commits)
+    began = time.monotonic()
+    for number in range(commits):
+        write(batches.next(number), number)
+        done = number + 1
+        if done % 100 == 0:
+            rate = done / (time.monotonic() - began)
+            print(f"{done:,} commits ({rate:.2f}/s)", file=sys.stderr)
+        after(done)
+    seconds = time.monotonic() - began
+    spark.stop()
+    return seconds
+
+
+def local_settings(folder: str) -> Settings:
+    return load_settings(data_dir=Path(folder), spark_master="local[2]", spark_driver_memory="1g")
 
 
 def main() -> None:
@@ -180,35 +230,33 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=2_000)
     parser.add_argument("--early", type=int, default=20)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--baseline-commits", type=int, default=20)
     parser.add_argument("--query-runs", type=int, default=20)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.commits * args.batch % args.baseline_commits:
+        parser.error("--baseline-commits must divide the records (--commits × --batch)")
     os.environ["TZ"] = "UTC"
     time.tzset()
-    with tempfile.TemporaryDirectory(prefix="adstream-bench-") as folder:
-        settings = load_settings(
-            data_dir=Path(folder), spark_master="local[2]", spark_driver_memory="1g"
-        )
-        ensure_tables(settings)
-        spark = build_session(spark_conf(settings))
-        spark.sparkContext.setLogLevel("ERROR")
-        write = BatchWriter(EnrichRules(), all_committed_offsets(open_catalog(settings)))
-        batches = Batches(spark, args.batch, args.commits)
+    with (
+        tempfile.TemporaryDirectory(prefix="adstream-bench-base-") as base_folder,
+        tempfile.TemporaryDirectory(prefix="adstream-bench-") as folder,
+    ):
+        baseline, settings = local_settings(base_folder), local_settings(folder)
+        print(f"baseline: {args.baseline_commits} commits", file=sys.stderr)
+        baseline_batch = args.commits * args.batch // args.baseline_commits
+        write_tables(baseline, args.baseline_commits, baseline_batch, lambda done: None)
+
         results: dict[str, Any] = {}
-        began = time.monotonic()
-        for number in range(args.commits):
-            write(batches.next(number), number)
-            done = number + 1
-            if done % 100 == 0:
-                rate = done / (time.monotonic() - began)
-                print(f"{done:,} commits ({rate:.2f}/s)", file=sys.stderr)
+
+        def early(done: int) -> None:
             if done == args.early:
                 newest = T0 + DAY * (done / args.commits)
-                results["early"] = measure(settings, newest, args.query_runs, f"{done} commits")
-        write_seconds = time.monotonic() - began
-        spark.stop()
+                results["early"] = measure({"early": settings}, newest, args.query_runs)["early"]
+
+        write_seconds = write_tables(settings, args.commits, args.batch, early)
         newest = T0 + DAY
-        results["late"] = measure(settings, newest, args.query_runs, f"{args.commits} commits")
+        results["late"] = measure({"late": settings}, newest, args.query_runs)["late"]
         before = answers(settings, newest)
 
         env = {
@@ -227,11 +275,12 @@ def main() -> None:
         print(maintained.stdout, file=sys.stderr)
         if answers(settings, newest) != before:
             raise SystemExit("the queries answer differently after maintenance")
-        results["maintained"] = measure(settings, newest, args.query_runs, "maintained")
+        results |= measure({"maintained": settings, "baseline": baseline}, newest, args.query_runs)
     result = {
         "commits": args.commits,
         "early_commits": args.early,
         "batch_records": args.batch,
+        "baseline_commits": args.baseline_commits,
         "write_seconds": write_seconds,
         "maintain_seconds": maintain_seconds,
         "maintain_output": maintained.stdout.splitlines(),
@@ -242,8 +291,13 @@ def main() -> None:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    stages = ("early", "late", "maintained")
-    heads = (f"{result['early_commits']} commits", f"{result['commits']} commits", "maintained")
+    stages = ("baseline", "early", "late", "maintained")
+    heads = (
+        f"{result['baseline_commits']} commits (baseline)",
+        f"{result['early_commits']} commits",
+        f"{result['commits']} commits",
+        "maintained",
+    )
     lines = [
         "| query | " + " | ".join(f"{h}: median / p95 ms" for h in heads) + " |",
         "|---|" + "---|" * len(stages),
