@@ -1,6 +1,7 @@
 """The join stage through the real Flink job (SPEC sections 2-4), one row per rule."""
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import pytest
 from adstream.events.outcomes import INPUT_TOPICS, Stream
 from adstream.generator.runner import generate
 from adstream.generator.sinks import KafkaSink
+from adstream.join.launcher import join_log
 from adstream.settings import Settings
 from tests.join_harness import (
     JoinOutputs,
@@ -375,3 +377,45 @@ def test_a_run_restored_from_a_drained_one_remembers_its_impressions(
         "banner",
     )
     assert joined["kept-click"]["bid_price"] == Decimal("7.250000")
+
+
+def test_a_damaged_cached_plan_is_planned_again_and_runs_compiled_or_loaded_restore_each_other(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    """The join runs from a compiled plan cached under lib/flink/plans (adstream.join.plans).
+    One cut short (a disk that filled as it was written) is compiled again; a run from the plan
+    just compiled and one from the plan loaded restore each other's savepoints: a copy of an
+    impression an earlier run decided is a duplicate."""
+    # A dedup horizon no other test has: a plan of its own, which no other test repairs meanwhile.
+    settings = join_settings(kafka, tmp_path / "join-plan", dedup_horizon=timedelta(seconds=3540))
+    recreate_topics(settings, partitions=1)
+    runs = [
+        [I(impression("plan-a", at(1, 0)), "unique"), C(click("plan-a", at(1, 5)), "attributed")],
+        [
+            I(impression("plan-a", at(1, 120)), "duplicate_impression"),
+            I(impression("plan-b", at(1, 125)), "unique"),
+        ],
+        [
+            I(impression("plan-b", at(1, 240)), "duplicate_impression"),
+            C(click("plan-b", at(1, 245)), "attributed"),
+        ],
+    ]
+    plan_marks = []
+    for number, records in enumerate(runs):
+        produce(settings, [(r.stream, r.raw, None) for r in records])
+        outputs = run_bounded_join(settings)
+        log = join_log(settings).read_text(errors="replace")
+        plan_marks.append(PLAN_MARK.findall(log)[-1])
+        if number == 0:
+            plan_file = settings.lib_dir / "flink" / "plans" / plan_marks[0][1]
+            plan_file.write_text(plan_file.read_text()[:1000])
+
+    assert_same_outputs(outputs, expected_outputs(settings))
+    every = Case("three runs", [r for records in runs for r in records])
+    assert_outcomes(every, every.records, outputs, lambda stream, number: number)
+    assert f"the cached plan {plan_file} cannot be loaded" in log
+    assert [way for way, _ in plan_marks[1:]] == ["compiled", "loaded"]
+    assert {name for _, name in plan_marks} == {plan_file.name}
+
+
+PLAN_MARK = re.compile(r"plan (loaded|compiled) in [\d.]+ s \((join-\w+\.json)\)")

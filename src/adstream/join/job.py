@@ -14,7 +14,7 @@ from pyflink.common import Configuration, JobClient
 from pyflink.java_gateway import get_gateway
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment, TableResult
 
-from adstream.join import sql
+from adstream.join import plans, sql
 from adstream.join.params import LOG_PREFIX, RUNNING, STARTED, JoinParams
 
 log = logging.getLogger("adstream.join")
@@ -97,9 +97,15 @@ def configure(t_env: TableEnvironment, params: JoinParams) -> None:
         config.set(key, value)
 
 
-def build_join(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
-    """Register sources, views and sinks; return the one StatementSet of all four outcomes."""
-    for statement in sql.statements(params):
+def register_tables(t_env: TableEnvironment, params: JoinParams) -> None:
+    """Register the functions, sources and sinks."""
+    for statement in sql.tables(params):
+        t_env.execute_sql(statement)
+
+
+def join_statements(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
+    """Register the views (after the tables); return the one StatementSet of all four outcomes."""
+    for statement in sql.views(params):
         t_env.execute_sql(statement)
     # A table object, not CREATE VIEW: Flink 2.2.1 cannot parse a view's PTF call back.
     t_env.create_temporary_view(sql.DECIDED_VIEW, t_env.sql_query(sql.decided_query()))
@@ -112,15 +118,21 @@ def build_join(t_env: TableEnvironment, params: JoinParams) -> StatementSet:
 def submit(params: JoinParams) -> TableResult:
     """Create the table environment, configure it, register the join and submit it.
 
-    What every run of the job does, here (`main`) and on MSF (`adstream.join.msf`).
+    What every run of the job does, here (`main`) and on MSF (`adstream.join.msf`). A job the
+    launcher starts runs from its compiled plan, cached (`adstream.join.plans`).
     """
     began = time.monotonic()
     t_env = TableEnvironment.create(environment_settings(params))
     log.info("Java gateway up in %.1f s", _since(began))
     configure(t_env, params)
-    statements = build_join(t_env, params)
-    log.info("statements registered in %.1f s", _since(began))
-    return statements.execute()
+    register_tables(t_env, params)
+    cache = None if params.runtime is None else params.runtime.plan_cache_dir
+    if cache is None:
+        statements = join_statements(t_env, params)
+        log.info("statements registered in %.1f s", _since(began))
+        return statements.execute()
+    log.info("statements registered in %.1f s (the tables; the plan next)", _since(began))
+    return plans.execute(t_env, params, Path(cache), lambda: join_statements(t_env, params))
 
 
 def log_to_stderr() -> None:

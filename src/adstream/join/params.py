@@ -63,6 +63,8 @@ class Runtime:
     drained_until_ms: int = 0
     """Until when (epoch ms) the state restored may hold ids a drained run left (docs/join.md):
     the newest savepoint's time plus the dedup horizon; 0 when there is no savepoint."""
+    plan_cache_dir: str | None = None
+    """Where compiled plans of the job are kept (`adstream.join.plans`); None: planned anew."""
 
     @classmethod
     def from_settings(
@@ -92,6 +94,7 @@ class Runtime:
             cluster_address=cluster_address,
             rest_port=rest_port,
             drained_until_ms=drained_until_ms,
+            plan_cache_dir=str(settings.lib_dir / "flink" / "plans"),
         )
 
 

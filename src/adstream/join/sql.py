@@ -483,9 +483,12 @@ FROM {DECIDED_VIEW} WHERE outcome = '{Outcome.UNMATCHED_CLICK}'""",
     ]
 
 
-def statements(params: JoinParams) -> list[str]:
-    """Every function, DDL and view, in order, before `DECIDED_VIEW` and the INSERTs."""
-    ddl = [*functions(), *(source_ddl(stream, params) for stream in INPUT_STREAMS)]
-    ddl += [input_events_view(), checked_view(params), *stream_checked_views()]
-    ddl += on_time_views()
-    return ddl + sink_ddls(params)
+def tables(params: JoinParams) -> list[str]:
+    """The functions, the source tables and the sink tables: what a compiled plan refers to."""
+    sources = [source_ddl(stream, params) for stream in INPUT_STREAMS]
+    return [*functions(), *sources, *sink_ddls(params)]
+
+
+def views(params: JoinParams) -> list[str]:
+    """Every view, in order, before `DECIDED_VIEW` and the INSERTs (after `tables`)."""
+    return [input_events_view(), checked_view(params), *stream_checked_views(), *on_time_views()]
