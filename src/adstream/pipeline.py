@@ -60,6 +60,9 @@ _FRESHNESS_HORIZON: Final = timedelta(minutes=30)
 _POLL_S: Final = 0.25
 _DISK_POLL_S: Final = 1.0
 _RESTART_BACKOFF_S: Final = 1.0
+RESTARTS_RENEWED_S: Final = 600.0
+"""A service that has run this long since its last restart has all its restarts again: the
+faults an endless run meets days apart do not add up to its end."""
 RESTART_FREE_BYTES: Final = 256 * 2**20
 """Free space the data disk needs before a restart: less, and what stopped fails again at once."""
 BROKER: Final = "broker"
@@ -103,6 +106,10 @@ class Pipeline:
         self.output = {name: LogTail(_JOBS[name].log(settings)) for name in _JOBS}
         """What each job writes to its log, since it was last started."""
         self.restarts = dict.fromkeys((BROKER, *_JOBS), 0)
+        """Each service's restarts in this run (the progress line shows them)."""
+        self.in_a_row = dict.fromkeys((BROKER, *_JOBS), 0)
+        """Its restarts since it last ran `RESTARTS_RENEWED_S`: these count against the limit."""
+        self.restarted_at: dict[str, float] = {}
         self.broker: KafkaBroker | None = None
         """The broker this run started (and so restarts), if it did."""
         self.report: Callable[[str], None] = log.info
@@ -140,9 +147,10 @@ class Pipeline:
         """Restart what has stopped, or raise with what its log says went wrong.
 
         Once both jobs run, each of them, and the broker when this run started it, is restarted
-        up to `restarts` times, after a wait that doubles each time (1 s, 2 s, 4 s, ...): the
-        broker from its log, the jobs from their checkpoints, so nothing is lost or counted
-        twice. Before that, or past its restarts, the run fails.
+        up to `restarts` times in a row, after a wait that doubles each time (1 s, 2 s, 4 s,
+        ...): the broker from its log, the jobs from their checkpoints, so nothing is lost or
+        counted twice. One that then runs `RESTARTS_RENEWED_S` has all its restarts again.
+        Before both run, or past its restarts, the run fails.
         """
         if self.broker is not None and self.broker.process.pid() is None:
             self._restart_broker(self.broker)
@@ -214,16 +222,21 @@ class Pipeline:
 
     def _wait_to_restart(self, name: str, stopped: str, log_file: Path) -> None:
         """Report `stopped` and wait before restarting `name`; raise if it may not restart."""
-        used = self.restarts[name]
-        if not self.supervising or used >= self.settings.restarts:
-            restarted = f" (restarted {used} times)" if used else ""
+        last = self.restarted_at.get(name)
+        if last is not None and time.monotonic() - last >= RESTARTS_RENEWED_S:
+            self.in_a_row[name] = 0
+        used, limit = self.in_a_row[name], self.settings.restarts
+        if not self.supervising or used >= limit:
+            total = self.restarts[name]
+            restarted = f" (restarted {total} times)" if total else ""
             raise AdstreamError(f"{stopped}; see {log_file}{restarted}")
         delay = _RESTART_BACKOFF_S * 2**used
-        limit = self.settings.restarts
         self.report(f"{stopped}; restarting it in {delay:.0f} s ({used + 1} of {limit})")
         time.sleep(delay)
         self._wait_for_space(name)
-        self.restarts[name] = used + 1
+        self.in_a_row[name] = used + 1
+        self.restarts[name] += 1
+        self.restarted_at[name] = time.monotonic()
 
     def _wait_for_space(self, name: str) -> None:
         """Wait until the data disk has `RESTART_FREE_BYTES` free (a full one stops Kafka)."""

@@ -313,8 +313,9 @@ class Settings(BaseSettings):
     restarts: int = Field(
         3,
         ge=0,
-        description="How many times `adstream run` restarts a job, or the broker it started, "
-        "that stops unexpectedly, each after a wait twice the last (1 s first).",
+        description="How many times in a row `adstream run` restarts a job, or the broker it "
+        "started, that stops unexpectedly, each after a wait twice the last (1 s first); one "
+        "that then runs 10 minutes has them all again.",
     )
 
     # Dashboard (`adstream dashboard`, also started by `adstream run`; docs/dashboard.md).

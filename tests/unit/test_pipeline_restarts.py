@@ -72,6 +72,32 @@ def test_a_job_that_keeps_stopping_is_restarted_then_the_run_fails(
     )
 
 
+def test_a_job_that_ran_ten_minutes_since_its_last_restart_has_its_restarts_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endless run meets its faults days apart: they do not add up to its end."""
+    run = supervised(tmp_path, monkeypatch, CRASH)
+    reported: list[str] = []
+    run.report = lambda line: reported.append(line[line.index("restarting") :])
+    for _ in range(2):
+        the_job(run).wait()
+        run.check()
+    run.restarted_at["join"] -= pipeline.RESTARTS_RENEWED_S  # it ran 10 minutes since
+    the_job(run).wait()
+    run.check()
+    assert reported == [
+        "restarting it in 0 s (1 of 2)",
+        "restarting it in 0 s (2 of 2)",
+        "restarting it in 0 s (1 of 2)",
+    ]
+    assert run.restarts["join"] == 3
+    the_job(run).wait()
+    run.check()  # the second in a row
+    the_job(run).wait()
+    with pytest.raises(AdstreamError, match=r"\(restarted 4 times\)$"):
+        run.check()
+
+
 def test_a_killed_job_is_reported_killed_not_by_a_line_it_logged_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
