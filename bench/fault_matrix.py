@@ -11,7 +11,9 @@ injected `--times` times, spread over the generation:
   timeout (shortened for this run), then continued: the broker has aborted its open
   transactions meanwhile; the first as a checkpoint starts; its run has 3 times `--events`;
 - `disk`: the data directory is a small file system of its own (a loop mount; root only),
-  filled to the last block for a while, then freed.
+  filled to the last block for a while, then freed;
+- `finish`: kill -9 while the run finishes, after the generator: the join as it drains (each
+  time it is asked to, but the last), then the enrichment as it writes what remains.
 
 After the run: `adstream up`, `adstream verify` (its table of expected and stored counts per
 outcome gives the records lost and duplicated), `adstream down`. Seconds to recover: from the
@@ -21,7 +23,7 @@ job's log says it runs, the broker answers) or, after a pause or a full disk, th
 Results: bench/results/fault_matrix.json and a Markdown table on stdout (docs/reliability.md).
 
     .venv/bin/python bench/fault_matrix.py [--events 200000] [--rate 1000] [--times 3]
-        [--faults join enrichment broker pause disk]
+        [--faults join enrichment broker pause disk finish]
 """
 
 import argparse
@@ -72,7 +74,10 @@ FAULTS: Final = {
     "broker": "kill -9 broker",
     "pause": f"SIGSTOP join {PAUSE_S} s (transactions time out after {TRANSACTION_TIMEOUT_S} s)",
     "disk": f"data disk full {DISK_FULL_S} s",
+    "finish": "kill -9 join or enrichment as the run finishes",
 }
+DRAINING: Final = "finishing: the join drains and stops with a savepoint"
+ENRICHMENT_FINISHING: Final = "finishing: the enrichment writes what remains"
 PRODUCED: Final = re.compile(r"produced ([\d,]+) events")
 TABLE_ROWS: Final = re.compile(r"tables: ([^;]*);")
 INPUT_LINE: Final = re.compile(r"input: ([\d,]+) impressions, ([\d,]+) clicks")
@@ -194,6 +199,11 @@ def inject(fault: str, settings: Settings, run: Run, precise: bool) -> Callable[
         time.sleep(PAUSE_S)
         os.killpg(group, signal.SIGCONT)
         return tables_grow(run)
+    return kill(fault, settings, precise)
+
+
+def kill(job: str, settings: Settings, precise: bool) -> Callable[[], bool]:
+    """kill -9 the `job` (at a telling moment when `precise`); return 'it runs again'."""
     module, log_file, marker, moment = {
         "join": (
             "adstream.join.job",
@@ -207,13 +217,29 @@ def inject(fault: str, settings: Settings, run: Run, precise: bool) -> Callable[
             enrich_params.logged("query "),  # its query started: it reads and writes again
             batch_writing,
         ),
-    }[fault]
+    }[job]
     if precise:
-        wait_for(lambda: moment(settings), 120, f"the moment to kill the {fault}")
+        wait_for(lambda: moment(settings), 120, f"the moment to kill the {job}")
     group = job_group(settings, module)
     output = LogTail(log_file)
     os.killpg(group, signal.SIGKILL)
     return lambda: output.contains(marker)
+
+
+def inject_finishing(settings: Settings, run: Run, *, last: bool) -> Callable[[], bool]:
+    """The finish's faults: kill -9 the join as soon as it is asked to drain (once more than
+    before), or, `last`, the enrichment as soon as it is asked to write what remains."""
+    if last:
+        wait_for(lambda: said(run, ENRICHMENT_FINISHING) > 0, 1800, "the enrichment's finish")
+        return kill("enrichment", settings, precise=False)
+    drains = said(run, DRAINING)
+    wait_for(lambda: said(run, DRAINING) > drains, 1800, "the join asked to drain")
+    return kill("join", settings, precise=False)
+
+
+def said(run: Run, text: str) -> int:
+    """How many of the run's lines say `text`."""
+    return sum(text in line for line in run.lines)
 
 
 def tables_grow(run: Run) -> Callable[[], bool]:
@@ -334,9 +360,12 @@ def campaign(fault: str, events: int, rate: int, times: int) -> Outcome:
         try:
             recoveries = []
             for number in range(times):
-                due = (number + 1) * events // (times + 1)
-                wait_for(partial(reached, run, due), 1800, f"{due:,} events produced")
-                recovered = inject(fault, settings, run, precise=number == 0)
+                if fault == "finish":
+                    recovered = inject_finishing(settings, run, last=number == times - 1)
+                else:
+                    due = (number + 1) * events // (times + 1)
+                    wait_for(partial(reached, run, due), 1800, f"{due:,} events produced")
+                    recovered = inject(fault, settings, run, precise=number == 0)
                 began = time.monotonic()
                 wait_for(
                     partial(recovered_in, run, recovered),
