@@ -106,7 +106,7 @@ bench: setup ## Benchmarks: adstream against the alternatives, then each stage (
 bench-quick: setup ## A spot check of the comparison on small data (minutes; nothing is saved)
 	$(BIN)/python bench/compare.py --quick --output /tmp/adstream-bench-quick.json
 
-faults: setup ## The fault matrix: kill -9 the broker, the join, the enrichment; pause the join; fill the disk; verified (about an hour, root for the disk; docs/reliability.md)
+faults: setup ## The fault matrix: kill -9 the broker, the join, the enrichment; pause the join; fill the disk; kill as the run finishes; verified (about an hour, root for the disk; docs/reliability.md)
 	$(BIN)/python bench/fault_matrix.py
 
 clean: ## Remove environments, jars and local data
