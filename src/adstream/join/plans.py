@@ -54,7 +54,7 @@ _WHERE: Final = frozenset(
 def digest(params: JoinParams, flink_version: str) -> str:
     """The key of the join's plan.
 
-    What the plan depends on: the SQL (the options of `_WHERE` left out), the planner's
+    What the plan depends on: the SQL (the options of `_WHERE` left out), `adstream_join`'s
     options, Flink's version and the jars (name, size, time).
     """
     runtime = params.runtime
@@ -64,8 +64,9 @@ def digest(params: JoinParams, flink_version: str) -> str:
         runtime=None if runtime is None else dataclasses.replace(runtime, drained_until_ms=0),
     )
     jars = [
-        (Path(jar).name, Path(jar).stat().st_size, Path(jar).stat().st_mtime_ns)
+        (Path(jar).name, found.st_size, found.st_mtime_ns)
         for jar in params.connector_jars
+        if (found := Path(jar).stat())
     ]
     content = {
         "flink": flink_version,
@@ -76,7 +77,7 @@ def digest(params: JoinParams, flink_version: str) -> str:
             sql.decided_query(),
             *sql.inserts(),
         ],
-        "options": sql.join_options(general) | {"state_ttl_ms": str(params.state_ttl_ms)},
+        "options": sql.join_options(general),  # the dedup horizon (the state TTL) among them
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
 
