@@ -102,6 +102,7 @@ bench: setup ## Benchmarks: adstream against the alternatives, then each stage (
 	$(BIN)/python bench/run_timeline.py
 	$(BIN)/python bench/platform_throughput.py
 	$(BIN)/python bench/maintain_tables.py
+	$(BIN)/python bench/sort_order.py
 
 bench-quick: setup ## A spot check of the comparison on small data (minutes; nothing is saved)
 	$(BIN)/python bench/compare.py --quick --output /tmp/adstream-bench-quick.json

@@ -31,7 +31,13 @@ from adstream.enrich.offsets import POSITIONS_PROPERTY, SUMMED_PROPERTY, summed_
 from adstream.enrich.session import build_session, spark_conf, spark_home
 from adstream.enrich.writer import table_name
 from adstream.lakehouse.catalog import CATALOG_NAME, load_table, open_catalog
-from adstream.lakehouse.tables import CAMPAIGN_METRICS_MINUTE, TABLES, TableDefinition
+from adstream.lakehouse.tables import (
+    CAMPAIGN_METRICS_MINUTE,
+    ENRICHED_AD_DATA,
+    REJECTED_EVENTS,
+    TABLES,
+    TableDefinition,
+)
 from adstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,11 @@ COMPACTION_OPTIONS: Final = {
     "partial-progress.enabled": "true",
     "partial-progress.max-failed-commits": "1000",
 }
+SORTED: Final = (ENRICHED_AD_DATA, REJECTED_EVENTS)
+"""The tables the dashboard reads through a window of their partition column (the freshness,
+the rejected counts): compacted sorted by it, so that an hour's window reads the row groups of
+that hour, not of the whole day (a day's file holds several; bench/sort_order.py). The others
+are bin-packed only: no query of the dashboard filters them, and a sort costs more to write."""
 _CONFLICTS: Final = ("CommitFailedException", "ValidationException", "CommitStateUnknownException")
 _ATTEMPTS: Final = 4
 
@@ -153,8 +164,7 @@ def _maintain_table(
     before = footprint(spark, name)
     call = f"CALL {CATALOG_NAME}.system"
     ident = f"table => '{table.identifier}'"
-    options = ", ".join(f"'{key}', '{value}'" for key, value in COMPACTION_OPTIONS.items())
-    _retried(lambda: spark.sql(f"{call}.rewrite_data_files({ident}, options => map({options}))"))
+    _retried(lambda: spark.sql(compaction(table, sort=table.name in SORTED)))
     _retried(lambda: spark.sql(f"{call}.rewrite_manifests({ident})").collect())
     # Read after the compaction: its snapshot is the newest, and must not hide what is kept.
     current = catalog.load_table(table.identifier)
@@ -179,6 +189,18 @@ def _maintain_table(
         after=after,
         snapshots_expired=len({snapshot.snapshot_id for snapshot in current.snapshots()} - kept),
         orphans_removed=len(orphans),
+    )
+
+
+def compaction(table: TableDefinition, *, sort: bool) -> str:
+    """The CALL that compacts `table`: bin-packing, or sorting by its partition column."""
+    options = ", ".join(f"'{key}', '{value}'" for key, value in COMPACTION_OPTIONS.items())
+    strategy = ""
+    if sort:
+        strategy = f"strategy => 'sort', sort_order => '{table.partitioned_by} ASC NULLS LAST', "
+    return (
+        f"CALL {CATALOG_NAME}.system.rewrite_data_files(table => '{table.identifier}', "
+        f"{strategy}options => map({options}))"
     )
 
 
