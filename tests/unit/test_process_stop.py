@@ -52,7 +52,11 @@ def test_a_child_that_ignores_the_signal_is_killed_after_the_timeout_with_its_gr
 
 
 def test_children_that_stop_on_the_signal_stop_side_by_side(tmp_path: Path) -> None:
-    sleeper = "import time; print('ready', flush=True); time.sleep(600)"
+    # Python's own SIGINT handler, even when started with SIGINT ignored (a background job).
+    sleeper = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "print('ready', flush=True); time.sleep(600)"
+    )
     sleepers = [spawn([sys.executable, "-c", sleeper], tmp_path / f"{n}.log") for n in range(3)]
     for n in range(3):
         _ready(tmp_path / f"{n}.log")  # a SIGINT while Python starts ends it otherwise
