@@ -137,13 +137,14 @@ def dashboard_queries(settings: Settings, newest: datetime) -> dict[str, Callabl
 
 
 def latencies(
-    contenders: dict[str, Settings], newest: datetime, runs: int
+    plans: dict[str, dict[str, Callable[[], Any]]], runs: int
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Per contender (its tables), the median and p95 seconds of each query and its runs, after
-    one warm-up run each. The contenders' runs of a query alternate, in turn first."""
+    """Per contender, the median and p95 seconds of each of its queries (`plans`: contender ->
+    query name -> query, the same names for each) and its runs, after one warm-up run each.
+    The contenders' runs of a query alternate, in turn first."""
+    contenders = list(plans)
     measured: dict[str, dict[str, dict[str, float]]] = {label: {} for label in contenders}
-    plans = {label: dashboard_queries(s, newest) for label, s in contenders.items()}
-    for name in plans[next(iter(contenders))]:
+    for name in plans[contenders[0]]:
         for label in contenders:
             plans[label][name]()
         seconds: dict[str, list[float]] = {label: [] for label in contenders}
@@ -192,7 +193,9 @@ def measure(
     contenders: dict[str, Settings], newest: datetime, runs: int
 ) -> dict[str, dict[str, Any]]:
     print(f"{' and '.join(contenders)}: measuring", file=sys.stderr)
-    timed = latencies(contenders, newest, runs)
+    timed = latencies(
+        {label: dashboard_queries(s, newest) for label, s in contenders.items()}, runs
+    )
     return {
         label: {"layout": layout(s), "latency": timed[label]} for label, s in contenders.items()
     }

@@ -48,6 +48,7 @@ from adstream.lakehouse.tables import (
     TABLE_BY_NAME,
 )
 from adstream.settings import Settings, load_settings
+from maintain_tables import latencies
 
 RESULTS: Final = Path(__file__).parent / "results" / "sort_order.json"
 DAY_START: Final = datetime(2026, 11, 1, tzinfo=UTC)
@@ -214,39 +215,20 @@ def plans(settings: Settings) -> dict[str, Callable[[], Any]]:
     return found
 
 
-def latencies(layouts: dict[str, Settings], runs: int) -> dict[str, dict[str, dict[str, float]]]:
-    """Median and p95 seconds of each query per layout, their runs alternating; answers equal."""
-    measured: dict[str, dict[str, dict[str, float]]] = {label: {} for label in layouts}
+def timed(layouts: dict[str, Settings], runs: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Each query's latencies per layout (their runs alternating), once their answers agree."""
     queued = {label: plans(settings) for label, settings in layouts.items()}
     for name in queued["bin-pack"]:
         answers = {
-            label: queued[label][name]().model_dump(mode="json", exclude={"freshness_lag_seconds"})
+            json.dumps(
+                queued[label][name]().model_dump(mode="json", exclude={"freshness_lag_seconds"}),
+                sort_keys=True,
+            )
             for label in layouts
         }
-        if len({json.dumps(answer, sort_keys=True) for answer in answers.values()}) != 1:
+        if len(answers) != 1:
             raise SystemExit(f"{name}: the layouts answer differently")
-        seconds: dict[str, list[float]] = {label: [] for label in layouts}
-        order = list(layouts)
-        for _ in range(runs):
-            for label in order:
-                began = time.perf_counter()
-                queued[label][name]()
-                seconds[label].append(time.perf_counter() - began)
-            order.reverse()
-        for label, times in seconds.items():
-            times.sort()
-            measured[label][name] = {
-                "median": statistics.median(times),
-                "p95": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
-            }
-        print(
-            f"  {name}: "
-            + ", ".join(
-                f"{label} {measured[label][name]['median'] * 1000:.0f} ms" for label in layouts
-            ),
-            file=sys.stderr,
-        )
-    return measured
+    return latencies(queued, runs)
 
 
 def main() -> None:
@@ -279,14 +261,14 @@ def main() -> None:
             spark.stop()
         shapes = {label: row_groups(settings) for label, settings in layouts.items()}
         print(json.dumps(shapes, indent=2), file=sys.stderr)
-        timed = latencies(layouts, args.query_runs)
+        latency = timed(layouts, args.query_runs)
     result = {
         "rows": counts,
         "appends": args.appends,
         "write_seconds": write_seconds,
         "compaction_seconds": compaction,
         "layout": shapes,
-        "latency": timed,
+        "latency": latency,
     }
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
