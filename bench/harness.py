@@ -214,6 +214,18 @@ def _reap_orphans() -> None:
             return
 
 
+def _await_descendants(me: psutil.Process, excluded: set[int], timeout_s: float = 60.0) -> None:
+    """Reap every descendant but `excluded`, waiting for those still running: a process is in
+    RUSAGE_CHILDREN only once reaped, and a JVM may end a moment after the process it served."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _reap_orphans()
+        left = [p for p in me.children(recursive=True) if p.pid not in excluded]
+        if not left or time.monotonic() > deadline:
+            return
+        time.sleep(SAMPLE_INTERVAL_S)
+
+
 def _tree_rss(root: psutil.Process, excluded: set[int]) -> int:
     total = 0
     for process in [root, *root.children(recursive=True)]:
@@ -252,7 +264,7 @@ def measure(
         stop([process], name=argv[0], signum=signal.SIGKILL)
         raise
     wall = time.perf_counter() - began
-    _reap_orphans()
+    _await_descendants(me, broker_pids)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
