@@ -36,7 +36,7 @@ from adstream.enrich.offsets import (
 )
 from adstream.enrich.params import EXIT_FAILED, EXIT_LOCKED, LOGGER, RUNNING, EnrichParams
 from adstream.enrich.rules import EnrichRules
-from adstream.enrich.session import build_session
+from adstream.enrich.session import UTC, build_session
 from adstream.enrich.warmup import warm_up
 from adstream.enrich.writer import BatchWriter
 from adstream.errors import AdstreamError
@@ -202,6 +202,8 @@ def run(spark: SparkSession, params: EnrichParams, signals: Signals) -> None:
         StreamingQueryException: the Kafka query failed.
         AdstreamError: the job failed (e.g. Kinesis or the catalog stopped answering).
     """
+    for key, value in UTC.items():  # a Glue job's session is given as it is
+        spark.conf.set(key, value)
     if params.warm_up_dir is not None:  # its first batch holds the first results a user waits for
         warm_up(spark, rules(params), Path(params.warm_up_dir))
     maintainer = None

@@ -2,10 +2,11 @@
 
 A row per minute x campaign_id x publisher_id x platform_category (docs/enrich.md):
 impressions count in the minute of their `event_time`, attributed clicks in the minute of their
-`click_time`. Each micro-batch summarizes its new impressions and enriched clicks (`summarize`),
-adds them to the rows the table already holds for the minutes it touches (`combine`), and
-rewrites those minutes. Sums are exact decimals, and the table keeps every click's engagement
-duration in milliseconds, so the median stays exact however the clicks arrive.
+`click_time`. Each micro-batch adds its new impressions and enriched clicks (`summarize`, a
+summary of one event each) to the rows the table already holds for the minutes they touch
+(`combine`, one aggregation for both), and rewrites those minutes. Sums are exact decimals,
+and the table keeps every click's engagement duration in milliseconds, so the median stays
+exact however the clicks arrive.
 
 dashboard_metrics_minute sums those rows again at the dashboard's grain (`roll_up`): per minute
 and campaign, publisher or platform category, and the minute's total. A batch recomputes the
@@ -52,21 +53,17 @@ def _minute(time_column: str) -> Column:
     return F.date_trunc("minute", F.col(time_column)).alias("minute")
 
 
-def _summary(facts: DataFrame) -> DataFrame:
-    """Sum fact rows (the key, the additive columns, `duration_ms`) per key."""
-    return facts.groupBy(*KEY).agg(
-        *(F.sum(name).alias(name) for name in ADDITIVE),
-        F.collect_list("duration_ms").alias(DURATIONS),
-    )
-
-
 def summarize(impressions: DataFrame, clicks: DataFrame, rules: EnrichRules) -> DataFrame:
-    """The new impressions (rows of `impressions`) and clicks (of `enriched_ad_data`) per key.
+    """The new impressions and clicks (rows of `impressions`, `enriched_ad_data`) as summaries.
+
+    Each is the summary of itself, for `combine` to add up: a click's engagement duration a
+    one-element array, an impression's null.
 
     Spend is bid_price / 1000 (a CPM), exact: the sum of decimal(18, 6) bids times 0.001 has
     nine places, and decimal(38, 9) holds it.
     """
     zero = F.lit(0).cast(LongType())
+    duration = F.unix_millis(F.col("click_time")) - F.unix_millis(F.col("impression_time"))
     shown = impressions.select(
         _minute("event_time"),
         "campaign_id",
@@ -77,7 +74,7 @@ def summarize(impressions: DataFrame, clicks: DataFrame, rules: EnrichRules) -> 
         (F.col("bid_price") * decimal_literal(Decimal("0.001"))).alias("spend"),
         zero.alias("clicks"),
         F.lit(None).cast(_MONEY_TYPE).alias("click_revenue"),
-        F.lit(None).cast(LongType()).alias("duration_ms"),
+        F.lit(None).cast("array<bigint>").alias(DURATIONS),
     )
     clicked = clicks.select(
         _minute("click_time"),
@@ -89,11 +86,9 @@ def summarize(impressions: DataFrame, clicks: DataFrame, rules: EnrichRules) -> 
         F.lit(None).cast(_SPEND_TYPE).alias("spend"),
         F.lit(1).cast(LongType()).alias("clicks"),
         "click_revenue",
-        (F.unix_millis(F.col("click_time")) - F.unix_millis(F.col("impression_time"))).alias(
-            "duration_ms"
-        ),
+        F.when(duration.isNotNull(), F.array(duration)).alias(DURATIONS),
     )
-    return _summary(shown.unionByName(clicked, allowMissingColumns=False))
+    return shown.unionByName(clicked, allowMissingColumns=False)
 
 
 def _median_seconds(durations: Column) -> Column:
@@ -109,15 +104,16 @@ def _median_seconds(durations: Column) -> Column:
 
 
 def combine(*summaries: DataFrame) -> DataFrame:
-    """Add up summaries (from `summarize`, or rows of the table) into rows of the table."""
+    """Add up summaries (from `summarize`, or rows of the table) into rows of the table.
+
+    Null durations count as none (`collect_list` skips them).
+    """
     stacked = summaries[0].select(*KEY, *ADDITIVE, DURATIONS)
     for summary in summaries[1:]:
         stacked = stacked.unionByName(summary.select(*KEY, *ADDITIVE, DURATIONS))
     totals = stacked.groupBy(*KEY).agg(
         *(F.sum(name).alias(name) for name in ADDITIVE),
-        F.array_sort(
-            F.flatten(F.collect_list(F.coalesce(F.col(DURATIONS), F.array().cast("array<bigint>"))))
-        ).alias(DURATIONS),
+        F.array_sort(F.flatten(F.collect_list(DURATIONS))).alias(DURATIONS),
     )
     types = {"spend": _SPEND_TYPE, "click_revenue": _MONEY_TYPE}
     summed = totals.select(

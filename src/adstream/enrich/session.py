@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 from pyspark.sql import SparkSession
 
@@ -20,6 +21,10 @@ _SPARK_JARS = (
     "sqlite-jdbc",
 )
 
+UTC: Final = {"spark.sql.session.timeZone": "UTC"}
+"""The session's time zone: what a time without a zone is read in, and what `decode` parses the
+join's times in. Set on every session the job runs in, a Glue job's too."""
+
 
 def spark_home(settings: Settings) -> Path:
     """Checkpoint, parameters and logs of the enrichment job live here."""
@@ -30,7 +35,7 @@ def base_conf(master: str) -> dict[str, str]:
     """Settings every adstream Spark session shares (also the unit tests' session)."""
     conf = {
         "spark.master": master,
-        "spark.sql.session.timeZone": "UTC",
+        **UTC,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.log.level": "WARN",

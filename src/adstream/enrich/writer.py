@@ -19,12 +19,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Final
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from adstream.enrich import metrics
-from adstream.enrich.decode import decode
+from adstream.enrich.decode import decode_by_topic, of_topic
 from adstream.enrich.identity import IDENTITIES, INVALID_JOINED_ROW, JOIN_REJECTION, unseen
 from adstream.enrich.offsets import (
     POSITIONS_PROPERTY,
@@ -44,6 +45,7 @@ from adstream.events.outcomes import (
     JOINED_STREAM,
     JOINED_TOPIC,
     REJECTED_EVENTS_TOPIC,
+    UNMATCHED_CLICKS_TOPIC,
     Reason,
 )
 from adstream.events.schema import MAX_RAW_PAYLOAD_BYTES
@@ -60,6 +62,7 @@ from adstream.lakehouse.tables import (
     REJECTED_EVENTS,
     REJECTED_EVENTS_TABLE,
     TABLES,
+    UNMATCHED_CLICKS_TABLE,
     TableDefinition,
 )
 
@@ -106,8 +109,13 @@ def _after(offsets: OffsetMap, topics: tuple[str, ...], kind: SourceKind) -> Col
     return condition
 
 
-def _of_topic(records: DataFrame, topic: str) -> DataFrame:
-    return records.where(F.col("topic") == topic)
+_DECODED: Final = {
+    JOINED_TOPIC: JOINED_COLUMNS,
+    IMPRESSIONS_OUT_TOPIC: IMPRESSIONS_TABLE.columns,
+    UNMATCHED_CLICKS_TOPIC: UNMATCHED_CLICKS_TABLE.columns,
+    REJECTED_EVENTS_TOPIC: REJECTED_EVENTS_TABLE.columns,
+}
+"""The columns each outcome topic's records are decoded into, once per batch."""
 
 
 class BatchWriter:
@@ -136,12 +144,13 @@ class BatchWriter:
 
         `offset` is a Kafka offset (a long), or a Kinesis sequence number as `sequence_key`.
         """
-        batch.persist()
+        # Only an invalid joined row's text is kept: it is its rejected record's raw_payload.
+        decoded = decode_by_topic(batch, _DECODED, raw=[JOINED_TOPIC]).persist()
         try:
             seen: OffsetMap = {}
             unplaced: set[str] = set()  # topics with records of no known partition
             for topic, partition, highest in (
-                batch.groupBy("topic", "partition").agg(F.max("offset")).collect()
+                decoded.groupBy("topic", "partition").agg(F.max("offset")).collect()
             ):
                 if partition is None:
                     unplaced.add(topic)
@@ -158,7 +167,7 @@ class BatchWriter:
             others = [table for table in others if table not in last]
 
             def write(table: TableDefinition) -> None:
-                self._write(table, batch, seen, unplaced, batch_id)
+                self._write(table, decoded, seen, unplaced, batch_id)
 
             write(first)
             with ThreadPoolExecutor(len(others), thread_name_prefix="adstream-write") as pool:
@@ -166,12 +175,12 @@ class BatchWriter:
             for table in last:
                 write(table)
         finally:
-            batch.unpersist()
+            decoded.unpersist()
 
     def _write(
         self,
         table: TableDefinition,
-        batch: DataFrame,
+        decoded: DataFrame,
         seen: OffsetMap,
         unplaced: set[str],
         batch_id: int,
@@ -183,7 +192,7 @@ class BatchWriter:
             return
         # The new positions are committed even when no row results (e.g. only valid joined
         # rows for rejected_events), so a restart without checkpoint need not re-read them.
-        records = batch.where(_after(before, sources, self.kind))
+        records = decoded.where(_after(before, sources, self.kind))
         summed: dict[str, int] = {}
         if table.name == CAMPAIGN_METRICS_MINUTE:
             rows, replace, summed = self._touched_minutes(records)
@@ -244,13 +253,9 @@ class BatchWriter:
         """
         spark = records.sparkSession
         times = (
-            decode(_of_topic(records, IMPRESSIONS_OUT_TOPIC), IMPRESSIONS_TABLE.columns)
+            of_topic(records, IMPRESSIONS_OUT_TOPIC)
             .select(F.col("event_time").alias("time"))
-            .unionByName(
-                decode(_of_topic(records, JOINED_TOPIC), JOINED_COLUMNS).select(
-                    F.col("click_time").alias("time")
-                )
-            )
+            .unionByName(of_topic(records, JOINED_TOPIC).select(F.col("click_time").alias("time")))
         )
         minutes = metrics.touched_minutes(
             times.where(F.col("time").isNotNull()).select(
@@ -306,10 +311,10 @@ class BatchWriter:
         if table.name == REJECTED_EVENTS:
             return self._rejected(records)
         if table.name == ENRICHED_AD_DATA:
-            rows = enrich(decode(_of_topic(records, JOINED_TOPIC), JOINED_COLUMNS), self.rules)
+            rows = enrich(of_topic(records, JOINED_TOPIC), self.rules)
         else:
             (topic,) = TABLE_SOURCES[table.name]
-            rows = decode(_of_topic(records, topic), table.columns).select(*table.column_names)
+            rows = of_topic(records, topic).select(*table.column_names)
         if self.kinesis is None:
             return rows
         return unseen(
@@ -321,10 +326,8 @@ class BatchWriter:
 
     def _rejected(self, records: DataFrame) -> DataFrame:
         table = REJECTED_EVENTS_TABLE
-        from_join = decode(_of_topic(records, REJECTED_EVENTS_TOPIC), table.columns).select(
-            *table.column_names
-        )
-        joined = invalid(decode(_of_topic(records, JOINED_TOPIC), JOINED_COLUMNS))
+        from_join = of_topic(records, REJECTED_EVENTS_TOPIC).select(*table.column_names)
+        joined = invalid(of_topic(records, JOINED_TOPIC))
         # Where the invalid joined row was read: its Kafka offset, or its Kinesis sequence
         # number (the batch's zero-padded key without the padding).
         offset, sequence_number = F.col("offset"), F.lit(None).cast("string")
