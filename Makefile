@@ -98,6 +98,7 @@ bench: setup ## Benchmarks: adstream against the alternatives, then each stage (
 	$(BIN)/python bench/generator_throughput.py
 	$(BIN)/python bench/join_throughput.py
 	$(BIN)/python bench/join_start.py
+	$(BIN)/python bench/enrich_throughput.py
 	$(BIN)/python bench/pipeline_throughput.py
 	$(BIN)/python bench/run_timeline.py
 	$(BIN)/python bench/platform_throughput.py
