@@ -6,7 +6,9 @@ four outcome topics; `adstream enrich --bounded` writes the tables, read back wi
 """
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -21,6 +23,7 @@ import pytest
 from confluent_kafka import Producer
 
 from adstream.enrich.launcher import checkpoint_dir
+from adstream.enrich.params import RUNNING
 from adstream.enrich.rules import OTHER_PLATFORM, PLATFORM_CATEGORIES
 from adstream.events.outcomes import (
     IMPRESSIONS_OUT_TOPIC,
@@ -42,8 +45,9 @@ from adstream.lakehouse.tables import (
     UNMATCHED_CLICKS,
 )
 from adstream.services.kafka_client import DELIVERY_TIMEOUT_S, producer_config
+from adstream.services.process import wait_until
 from adstream.settings import Settings
-from tests.cli import adstream
+from tests.cli import ADSTREAM, adstream
 from tests.conftest import instance_env
 from tests.join_harness import recreate_topics
 
@@ -550,6 +554,53 @@ def test_spark_sql_reads_the_same_rows_as_pyiceberg(lake: Settings) -> None:
         ]
         assert sorted(from_spark[table.name]) == sorted(from_pyiceberg), table.name
         assert from_pyiceberg, table.name
+
+
+def test_adstream_enrich_asked_to_finish_writes_everything_and_exits(
+    kafka: Settings, batch_a_topics: list[Sent], tmp_path: Path
+) -> None:
+    """SIGUSR1 to an endless `adstream enrich` (docs/enrich.md): its job finishes, then it exits 0,
+    leaving nothing running."""
+    settings = kafka.model_copy(update={"data_dir": tmp_path / "data"})
+    env = {
+        **instance_env(settings),
+        "ADSTREAM_SPARK_MASTER": "local[2]",
+        "ADSTREAM_SPARK_DRIVER_MEMORY": "768m",
+    }
+    job_log = settings.data_dir / "spark" / "enrich.log"
+    with (tmp_path / "enrich.out").open("wb") as output:
+        endless = subprocess.Popen(
+            [ADSTREAM, "enrich"], env=env, stdout=output, stderr=output, start_new_session=True
+        )
+    try:
+        wait_until(
+            lambda: endless.poll() is None
+            and job_log.exists()
+            and RUNNING in job_log.read_text(errors="replace"),
+            timeout=300,
+            interval=0.5,
+            what="the endless job running",
+        )
+        endless.send_signal(signal.SIGUSR1)
+        code = endless.wait(timeout=300)
+        assert code == 0, (tmp_path / "enrich.out").read_text(errors="replace")
+        wait_until(
+            lambda: not _alive(endless.pid), timeout=60, interval=0.5, what="its processes' end"
+        )
+    finally:  # whatever failed, nothing of it stays running
+        if _alive(endless.pid):
+            os.killpg(endless.pid, signal.SIGKILL)
+        endless.wait()
+    assert read_tables(settings) == expected_tables(batch_a_topics)
+
+
+def _alive(group: int) -> bool:
+    """Whether any process of the process group runs."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_replays_lost_checkpoints_and_lost_tables_write_everything_once(

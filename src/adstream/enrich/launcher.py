@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -162,11 +163,16 @@ def run_enrich(settings: Settings, *, bounded: bool) -> None:
     log_file = enrich_log(settings)
     output = LogTail(log_file)
     process = start_enrich(settings, bounded=bounded)
+    # SIGUSR1 (finish, docs/enrich.md) is the job's: passed on, it does not end this process
+    # and leave the job running.
+    previous = signal.signal(signal.SIGUSR1, lambda signum, _: process.send_signal(signum))
     try:
         code = process.wait()
     except BaseException:  # Ctrl-C or SIGTERM: never leave the job running
         stop([process], name="the enrichment job")
         raise
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
     if code == EXIT_LOCKED:
         raise AdstreamError(
             f"another enrichment job is running on data directory {settings.data_dir}"
