@@ -20,7 +20,7 @@ from adstream.enrich.offsets import OFFSETS_PROPERTY
 from adstream.lakehouse.catalog import open_catalog
 from adstream.lakehouse.tables import NAMESPACE, TABLES
 from adstream.settings import Settings
-from tests.cli import ADSTREAM, adstream
+from tests.cli import ADSTREAM, adstream, interruptible
 from tests.conftest import instance_env
 from tests.integration.test_enrich import (
     Sent,
@@ -56,6 +56,7 @@ def test_tables_maintained_while_written_hold_every_row_once(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     log = enrich_log(settings)
     sent: list[Sent] = []
