@@ -18,7 +18,6 @@ environment are this checkout's.
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from adstream.lakehouse.catalog import row_counts
+from adstream.settings import load_settings
 from adstream.verify import read_source_records
 from compare import log, machine
 from harness import (
@@ -68,13 +69,6 @@ def _env(data_dir: Path, bootstrap: str, tree: Path | None = None) -> dict[str, 
     return env
 
 
-def _row_counts(log_file: Path) -> dict[str, int]:
-    """The table row counts of `adstream enrich`'s last line (`rows: name n, ...`)."""
-    last = log_file.read_text().strip().splitlines()[-1]
-    found = re.findall(r"(\w+) ([\d,]+)", last.partition("rows:")[2])
-    return {name: int(count.replace(",", "")) for name, count in found}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
@@ -113,7 +107,7 @@ def main() -> None:
                     verdict = check(
                         expected, produced_rows(data_dir, "ad_analytics.enriched_ad_data")
                     )
-                    rows = _row_counts(workdir / f"{label}.log")
+                    rows = row_counts(load_settings(data_dir=data_dir))
                     counts = counts or rows
                     runs[label].append(
                         {

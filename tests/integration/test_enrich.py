@@ -45,7 +45,7 @@ from adstream.lakehouse.tables import (
     UNMATCHED_CLICKS,
 )
 from adstream.services.kafka_client import DELIVERY_TIMEOUT_S, producer_config
-from adstream.services.process import wait_until
+from adstream.services.process import group_runs, wait_until
 from adstream.settings import Settings
 from tests.cli import ADSTREAM, adstream
 from tests.conftest import instance_env
@@ -585,22 +585,13 @@ def test_adstream_enrich_asked_to_finish_writes_everything_and_exits(
         code = endless.wait(timeout=300)
         assert code == 0, (tmp_path / "enrich.out").read_text(errors="replace")
         wait_until(
-            lambda: not _alive(endless.pid), timeout=60, interval=0.5, what="its processes' end"
+            lambda: not group_runs(endless.pid), timeout=60, interval=0.5, what="its processes' end"
         )
     finally:  # whatever failed, nothing of it stays running
-        if _alive(endless.pid):
+        if group_runs(endless.pid):
             os.killpg(endless.pid, signal.SIGKILL)
         endless.wait()
     assert read_tables(settings) == expected_tables(batch_a_topics)
-
-
-def _alive(group: int) -> bool:
-    """Whether any process of the process group runs."""
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_replays_lost_checkpoints_and_lost_tables_write_everything_once(

@@ -328,14 +328,14 @@ def end_group(process: "subprocess.Popen[Any]") -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + _KILLED_TIMEOUT_S
-    while _group_runs(process.pid):
+    while group_runs(process.pid):
         time.sleep(0.1)
         if time.monotonic() > deadline:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def _group_runs(group: int) -> bool:
+def group_runs(group: int) -> bool:
     """Whether a process of `group` still runs.
 
     One that has exited but waits for its parent to reap it (a zombie) does not: an orphaned
