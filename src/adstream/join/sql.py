@@ -181,8 +181,9 @@ def _validation_rules(
 ) -> list[tuple[str, Reason, str]]:
     """(condition, reason, detail SQL) in the order `adstream.events.validation` checks them.
 
-    The conditions read `fields` (the record's fields from `_parsed`), `produced_at` and
-    `event_time_parsed`.
+    The conditions read `fields` (the record's fields from `_parsed`), `produced_at` and `rt`.
+    `rt` is the event time when it parses and is within the future bound, epoch 0 otherwise, so
+    only such records (and one exactly at epoch 0) parse it again, to tell the two apart.
     """
     rules: list[tuple[str, Reason, str]] = [
         ("fields IS NULL", Reason.MALFORMED_JSON, "'not a JSON object'")
@@ -216,9 +217,10 @@ def _validation_rules(
             )
         if field.kind == "id":
             rules.append((f"{value} = 's'", Reason.MISSING_FIELD, _quote(f"{field.name} is empty")))
+    event_time = f"{EVENT_TIME}({_field('fields', 'event_time')})"
     rules.append(
         (
-            "event_time_parsed IS NULL",
+            f"rt = {EPOCH} AND {event_time} IS NULL",
             Reason.INVALID_TIMESTAMP,
             f"CONCAT('event_time ', {_text(_field('fields', 'event_time'))}, ' is not ISO-8601')",
         )
@@ -229,14 +231,14 @@ def _validation_rules(
             price = f"TRY_CAST({text} AS DECIMAL(38, 18))"
             rules.append(
                 (
-                    f"{price} IS NULL OR {price} <= 0 OR {price} > 10000",
+                    f"NOT COALESCE({price} > 0 AND {price} <= 10000, FALSE)",
                     Reason.INVALID_PRICE,
                     f"CONCAT('{field.name} ', {text}, ' is outside (0, 10000]')",
                 )
             )
     rules.append(
         (
-            f"event_time_parsed > produced_at + {seconds(future_bound_ms)}",
+            f"rt = {EPOCH} AND {event_time} > produced_at + {seconds(future_bound_ms)}",
             Reason.FUTURE_TIMESTAMP,
             "'event_time is more than the future bound ahead of the clock'",
         )
@@ -262,24 +264,24 @@ def input_events_view() -> str:
 def checked_view(params: JoinParams) -> str:
     """Each record with its fields, its first failing rule (or NULL) and whether it is late.
 
-    The record is parsed below the per-partition OVER aggregate, which keeps the planner from
-    inlining (and so repeating) the parse in every rule that reads the fields. The aggregate is
-    partitioned by stream and partition together (as one number, which also keeps the planner
-    from splitting the streams again below it).
+    The record is parsed and its rules are checked below the per-partition OVER aggregate,
+    which passes on the number of the first failing rule (`rule`, numbered across both
+    streams); above it, `reason` and `detail` only look that number up. That keeps the planner
+    from inlining (and so repeating) the parse and the rules in every view that reads them:
+    Flink's code generator shares no common subexpression. The aggregate is partitioned by
+    stream and partition together (as one number, which also keeps the planner from splitting
+    the streams again below it).
     """
-    reason, detail = [], []
+    rule, reason, detail = [], [], []
+    number = 0
     for stream, spec in INPUT_STREAMS.items():
-        rules = _validation_rules(spec.fields, params.future_bound_ms)
-        reason.append(
-            f"WHEN '{stream}' THEN CASE "
-            + " ".join(f"WHEN {c} THEN '{r.value}'" for c, r, _ in rules)
-            + " END"
-        )
-        detail.append(
-            f"WHEN '{stream}' THEN CASE "
-            + " ".join(f"WHEN {c} THEN {d}" for c, _, d in rules)
-            + " END"
-        )
+        conditions = []
+        for condition, why, text in _validation_rules(spec.fields, params.future_bound_ms):
+            number += 1
+            conditions.append(f"WHEN {condition} THEN {number}")
+            reason.append(f"WHEN {number} THEN '{why.value}'")
+            detail.append(f"WHEN {number} THEN {text}")
+        rule.append(f"WHEN '{stream}' THEN CASE {' '.join(conditions)} END")
     late_by = seconds(params.out_of_orderness_ms)
     stream_number = " ".join(
         f"WHEN '{stream}' THEN {number}" for number, stream in enumerate(INPUT_STREAMS)
@@ -287,20 +289,20 @@ def checked_view(params: JoinParams) -> str:
     return f"""
 CREATE TEMPORARY VIEW {CHECKED_EVENTS} AS
 SELECT *,
-  reason IS NULL AND COALESCE(
+  rule IS NULL AND COALESCE(
     rt < partition_watermark_base - {late_by} OR rt <= CURRENT_WATERMARK(rt), FALSE) AS is_late
 FROM (
   SELECT source_stream, payload, fields, source_partition, source_offset,
-    source_sequence_number, rt, partition_watermark_base,
-    CASE source_stream {" ".join(reason)} END AS reason,
-    CASE source_stream {" ".join(detail)} END AS detail
+    source_sequence_number, rt, partition_watermark_base, rule,
+    CASE rule {" ".join(reason)} END AS reason,
+    CASE rule {" ".join(detail)} END AS detail
   FROM (
-    SELECT *, {EVENT_TIME}({_field("fields", "event_time")}) AS event_time_parsed
+    SELECT *,
+      MAX(NULLIF(rt, {EPOCH})) OVER (
+        PARTITION BY stream_partition ORDER BY proc_time
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_watermark_base
     FROM (
-      SELECT *,
-        MAX(NULLIF(rt, {EPOCH})) OVER (
-          PARTITION BY stream_partition ORDER BY proc_time
-          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_watermark_base
+      SELECT *, CASE source_stream {" ".join(rule)} END AS rule
       FROM (
         SELECT source_stream, payload, source_partition, source_offset, source_sequence_number,
           produced_at, proc_time, rt, {_parsed("payload")} AS fields,
@@ -354,7 +356,7 @@ def on_time_views() -> list[str]:
 CREATE TEMPORARY VIEW {stream}_on_time AS
 SELECT {impression_id} AS impression_id,
   rt, payload, fields, source_partition, source_offset, source_sequence_number
-FROM {stream}_checked WHERE reason IS NULL AND NOT is_late"""
+FROM {stream}_checked WHERE rule IS NULL AND NOT is_late"""
         for stream in INPUT_STREAMS
     ]
 
@@ -450,7 +452,7 @@ def inserts() -> list[str]:
         f"SELECT '{stream}', COALESCE(reason, '{Reason.LATE_EVENT.value}'), "
         f"COALESCE(detail, 'event_time is behind the watermark of its partition'), {raw}, "
         f"source_partition, source_offset, {iso_time('CURRENT_TIMESTAMP')}, "
-        f"source_sequence_number FROM {stream}_checked WHERE reason IS NOT NULL OR is_late"
+        f"source_sequence_number FROM {stream}_checked WHERE rule IS NOT NULL OR is_late"
         for stream in INPUT_STREAMS
     ]
     duplicate_impression, duplicate_click = Outcome.DUPLICATE_IMPRESSION, Outcome.DUPLICATE_CLICK

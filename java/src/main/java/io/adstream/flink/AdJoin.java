@@ -64,7 +64,8 @@ import org.apache.flink.table.types.logical.RowType;
  * already attributed or more than W before it.
  *
  * <p>State per id, on the heap of the hashmap backend: the events waiting for the watermark (the
- * input row's bytes, a few seconds each); the earliest impression time seen; from the watermark
+ * input row's bytes, a few seconds each, in one list with their number in the entry, so that a
+ * timer of an id with none reads only the entry); the earliest impression time seen; from the watermark
  * passing the unique impression until W after it, the impression's fields the joined row needs
  * ({@link #JOINED_FIELDS}, a compact byte array) and whether a click was attributed; then only a
  * marker (an empty array) until the dedup horizon, when an event-time timer clears the id. One
@@ -91,7 +92,10 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
             "ROW<impression_id STRING, rt TIMESTAMP_LTZ(3), payload BYTES, fields ARRAY<STRING>,"
                     + " source_partition INT, source_offset BIGINT, source_sequence_number STRING>";
 
-    /** Events waiting for the watermark: each the bytes of its input row. */
+    /**
+     * Events waiting for the watermark: each a tag ({@link #IMPRESSION} or {@link #CLICK}) and
+     * the bytes of its input row.
+     */
     private static final String WAITING = "ARRAY<BYTES>";
 
     /** One row per input event: its outcome and what the sinks need of it. */
@@ -136,6 +140,11 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
 
     private static final byte[] MARKER = new byte[0];
 
+    /** The first byte of a waiting event: which table it came from. */
+    private static final byte IMPRESSION = 0;
+
+    private static final byte CLICK = 1;
+
     /** What the id remembers of its impressions (the per-id state entry). */
     public static class Impression {
         /** The earliest impression time seen, waiting or decided; null before any. */
@@ -149,6 +158,9 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
 
         /** Whether a click has been attributed to it (kept until W after it). */
         public Boolean clicked;
+
+        /** How many events of the id wait in {@code waiting}; null when none. */
+        public Integer waiting;
     }
 
     private final long attributionWindowMs;
@@ -217,10 +229,8 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
     public void eval(
             Context ctx,
             @StateHint(name = "impression", ttl = "0") Impression impression,
-            @StateHint(name = "waiting_impressions", type = @DataTypeHint(WAITING), ttl = "0")
-                    ListView<byte[]> waitingImpressions,
-            @StateHint(name = "waiting_clicks", type = @DataTypeHint(WAITING), ttl = "0")
-                    ListView<byte[]> waitingClicks,
+            @StateHint(name = "waiting", type = @DataTypeHint(WAITING), ttl = "0")
+                    ListView<byte[]> waiting,
             @StateHint(name = "drained", type = @DataTypeHint(WAITING)) ListView<byte[]> drained,
             @ArgumentHint(
                             value = {SET_SEMANTIC_TABLE, REQUIRE_ON_TIME},
@@ -248,7 +258,7 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
                 return;
             }
             impression.time = eventTime;
-            waitingImpressions.add(impressionsLayout.bytes(impressions));
+            waiting.add(impressionsLayout.bytes(IMPRESSION, impressions));
         } else {
             if (impression.fields != null) {
                 // The unique impression is decided: the watermark passed it, so no earlier one
@@ -263,24 +273,27 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
                     return;
                 }
             }
-            waitingClicks.add(clicksLayout.bytes(clicks));
+            waiting.add(clicksLayout.bytes(CLICK, clicks));
         }
+        impression.waiting = impression.waiting == null ? 1 : impression.waiting + 1;
         time.registerOnTime(eventTime);
     }
 
     public void onTimer(
             OnTimerContext ctx,
             Impression impression,
-            ListView<byte[]> waitingImpressions,
-            ListView<byte[]> waitingClicks,
+            ListView<byte[]> waiting,
             ListView<byte[]> drained)
             throws Exception {
         initLayouts(ctx);
         TimeContext<Long> timeContext = ctx.timeContext(Long.class);
         long now = timeContext.time();
         List<Waiting> due = new ArrayList<>();
-        boolean waitingLeft = takeDue(waitingImpressions, impressionsLayout, true, now, due);
-        waitingLeft |= takeDue(waitingClicks, clicksLayout, false, now, due);
+        if (impression.waiting != null) { // a step of the id's own has none waiting, mostly
+            int left = takeDue(waiting, now, due);
+            impression.waiting = left == 0 ? null : left;
+        }
+        boolean waitingLeft = impression.waiting != null;
         // Event time, then impressions before clicks (a click matches an impression of the same
         // time), then arrival (the sort is stable, each list in arrival order).
         due.sort(Comparator.comparingLong((Waiting w) -> w.time).thenComparing(w -> !w.impression));
@@ -392,17 +405,12 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
         }
     }
 
-    /** Moves the waiting events at or before {@code now} to {@code due}; true if any are left. */
-    private static boolean takeDue(
-            ListView<byte[]> waiting,
-            Layout layout,
-            boolean impression,
-            long now,
-            List<Waiting> due)
-            throws Exception {
+    /** Moves the waiting events at or before {@code now} to {@code due}; returns how many are left. */
+    private int takeDue(ListView<byte[]> waiting, long now, List<Waiting> due) throws Exception {
         List<byte[]> left = new ArrayList<>();
-        int dueBefore = due.size();
         for (byte[] bytes : waiting.get()) {
+            boolean impression = bytes[0] == IMPRESSION;
+            Layout layout = impression ? impressionsLayout : clicksLayout;
             BinaryRowData row = layout.row(bytes);
             long time = row.getTimestamp(layout.time, 3).getMillisecond();
             if (time <= now) {
@@ -411,13 +419,13 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
                 left.add(bytes);
             }
         }
-        if (due.size() > dueBefore) {
+        if (!due.isEmpty()) {
             waiting.clear();
             if (!left.isEmpty()) {
                 waiting.addAll(left);
             }
         }
-        return !left.isEmpty();
+        return left.size();
     }
 
     private RowData outcome(
@@ -547,15 +555,20 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
             return position;
         }
 
-        byte[] bytes(RowData row) {
+        /** {@code tag}, then the row's bytes. */
+        byte[] bytes(byte tag, RowData row) {
             BinaryRowData binary = serializer.toBinaryRow(row);
-            return BinarySegmentUtils.copyToBytes(
-                    binary.getSegments(), binary.getOffset(), binary.getSizeInBytes());
+            byte[] bytes = new byte[1 + binary.getSizeInBytes()];
+            bytes[0] = tag;
+            BinarySegmentUtils.copyToBytes(
+                    binary.getSegments(), binary.getOffset(), bytes, 1, binary.getSizeInBytes());
+            return bytes;
         }
 
+        /** The row of {@link #bytes}. */
         BinaryRowData row(byte[] bytes) {
             BinaryRowData row = new BinaryRowData(arity);
-            row.pointTo(MemorySegmentFactory.wrap(bytes), 0, bytes.length);
+            row.pointTo(MemorySegmentFactory.wrap(bytes), 1, bytes.length - 1);
             return row;
         }
     }
