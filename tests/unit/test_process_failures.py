@@ -39,6 +39,14 @@ the new program. If you want to allow to skip this, you can set the --allowNonRe
 option on the CLI.
 \tat org.apache.flink.runtime.checkpoint.Checkpoints.throwNonRestoredStateException(X.java:1)
 """
+OTHER_STATE_LAYOUT = """\
+2026-12-08 02:50:01,000 WARN  org.apache.flink.runtime.taskmanager.Task - ProcessTableFunction
+Caused by: org.apache.flink.util.StateMigrationException: For heap backends, the new state \
+serializer (org.apache.flink.table.runtime.typeutils.RowDataSerializer@3333b6e6) must not be \
+incompatible with the old state serializer \
+(org.apache.flink.table.runtime.typeutils.RowDataSerializer@7128ac20).
+\tat org.apache.flink.runtime.state.heap.HeapKeyedStateBackend.tryRegisterStateTable(X.java:1)
+"""
 
 
 def test_a_java_failure_is_its_innermost_cause() -> None:
@@ -94,10 +102,17 @@ def test_the_log_tail_reads_new_whole_lines_once_and_a_rewritten_log_from_its_st
 def test_a_checkpoint_of_another_join_names_the_way_out(tmp_path: Path) -> None:
     settings = instance_settings(tmp_path / "data")
     home = settings.data_dir.resolve() / "flink"
-    assert job_failure(settings, NOT_RESTORABLE) == (
-        "cannot restore file:/data/flink/checkpoints/3f2a/chk-17: a join whose operators differ "
+    way_out = (
         "wrote it (another adstream version); finish that job with a bounded run of its own "
         f"version, or move {home}/checkpoints and {home}/savepoints away to start from the "
         "committed offsets (docs/join.md)"
+    )
+    assert job_failure(settings, NOT_RESTORABLE) == (
+        "cannot restore file:/data/flink/checkpoints/3f2a/chk-17: a join whose operators or "
+        f"state differ {way_out}"
+    )
+    assert job_failure(settings, OTHER_STATE_LAYOUT) == (
+        "cannot restore the join's checkpoint or savepoint: a join whose operators or state "
+        f"differ {way_out}"
     )
     assert job_failure(settings, JAVA_TRACE) == "java.lang.ArithmeticException: / by zero"

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 _JOB_MODULE: Final = "adstream.join.job"
 _SUBMITTED: Final = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
 _NOT_RESTORABLE: Final = re.compile(r"Failed to rollback to checkpoint/savepoint (\S+?)\.?\s")
+_OTHER_STATE_LAYOUT: Final = "org.apache.flink.util.StateMigrationException"
+"""What Flink raises when a restored state's layout differs from the job's (adstream_join's
+state changed): it names no checkpoint."""
 _TERMINAL_STATES: Final = frozenset({"FINISHED", "FAILED", "CANCELED"})
 _POLL_S: Final = 0.5
 _PARAMS_FILE: Final = "join-params.json"
@@ -47,17 +50,18 @@ def join_log(settings: Settings) -> Path:
 def job_failure(settings: Settings, output: str) -> str:
     """What went wrong, from the job's output, in one line.
 
-    A checkpoint or savepoint the job cannot restore (written by a job whose operators differ:
-    another version of the join) names the way out rather than Flink's own advice, which is to
-    drop the state it cannot map.
+    A checkpoint or savepoint the job cannot restore (written by a job whose operators or
+    state differ: another version of the join) names the way out rather than Flink's own
+    advice, which is to drop the state it cannot map.
     """
     found = _NOT_RESTORABLE.search(output)
-    if found is None:
+    if found is None and _OTHER_STATE_LAYOUT not in output:
         return last_error(output)
+    restored = found[1] if found else "the join's checkpoint or savepoint"
     home = flink_home(settings)
     return (
-        f"cannot restore {found[1]}: a join whose operators differ wrote it (another adstream "
-        f"version); finish that job with a bounded run of its own version, or move "
+        f"cannot restore {restored}: a join whose operators or state differ wrote it (another "
+        f"adstream version); finish that job with a bounded run of its own version, or move "
         f"{home / 'checkpoints'} and {home / 'savepoints'} away to start from the committed "
         "offsets (docs/join.md)"
     )
