@@ -108,9 +108,11 @@ public final class JsonFields extends ScalarFunction {
             String[] fields = new String[count];
             while (parser.nextToken() == JsonToken.FIELD_NAME) {
                 Integer position = positions.get(parser.currentName());
-                String value = value(parser, parser.nextToken());
+                JsonToken token = parser.nextToken();
                 if (position != null) {
-                    fields[position] = value;
+                    fields[position] = value(parser, token);
+                } else {
+                    skip(parser, token);
                 }
             }
             // The loop ends at the object's closing brace; anything after it but white space is
@@ -140,6 +142,31 @@ public final class JsonFields extends ScalarFunction {
                 String kind = token == JsonToken.START_OBJECT ? "o" : "a";
                 readNested(parser);
                 return kind;
+            default:
+                throw new IOException("unexpected " + token);
+        }
+    }
+
+    /**
+     * Checks the value the parser is at as {@link #value} does, without making its text: the
+     * parser checks a string as it skips it (an invalid one fails the record all the same), an
+     * integer's digits are counted.
+     */
+    private static void skip(JsonParser parser, JsonToken token) throws IOException {
+        switch (token) {
+            case VALUE_NUMBER_INT:
+                checkDigits(parser);
+                return;
+            case START_OBJECT:
+            case START_ARRAY:
+                readNested(parser);
+                return;
+            case VALUE_STRING:
+            case VALUE_NUMBER_FLOAT:
+            case VALUE_TRUE:
+            case VALUE_FALSE:
+            case VALUE_NULL:
+                return;
             default:
                 throw new IOException("unexpected " + token);
         }

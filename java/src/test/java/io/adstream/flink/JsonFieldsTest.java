@@ -82,6 +82,12 @@ class JsonFieldsTest {
                 "{\"a\": 1,}",
                 "{'a': 1}",
                 "{\"a\": [1, 2}",
+                // Also when the invalid value is in a field not asked for.
+                "{\"a\": 1, \"b\": \"raw\ttab\"}",
+                "{\"a\": 1, \"b\": \"\\q\"}",
+                "{\"a\": 1, \"b\": NaN}",
+                "{\"a\": 1, \"b\": 01}",
+                "{\"a\": 1, \"b\": \"open}",
             })
     void isNullUnlessExactlyOneJsonObject(String json) {
         assertThat(fields(json, "a")).isNull();
