@@ -53,6 +53,10 @@ def configure(t_env: TableEnvironment, params: JoinParams) -> None:
     options = {
         "table.local-time-zone": "UTC",
         "pipeline.name": "adstream-join",
+        # Chained operators hand each row on as it is instead of copying it first (a copy per
+        # operator took 6 % of the JVM's CPU): no operator of the plan keeps a row it was
+        # handed (adstream_join keeps a copy of the bytes).
+        "pipeline.object-reuse": "true",
         # Keyed state (partition watermarks; the join's per-id entry, which its event-time timers
         # clear sooner) is kept this long after its last write, in processing time.
         "table.exec.state.ttl": f"{params.state_ttl_ms} ms",
