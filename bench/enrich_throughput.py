@@ -151,7 +151,9 @@ def _medians(events: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s": statistics.median(row["cpu_s"] for row in rows),
         "cpu_us_per_event": round(statistics.median(row["cpu_s"] for row in rows) / events * 1e6),
         "peak_rss_mib": statistics.median(row["peak_rss_mib"] for row in rows),
-        "all_correct": all(row["correct"] and row["same_rows_as_the_first_run"] for row in rows),
+        "all_correct": all(
+            row["correct"] and row.get("same_rows_as_the_first_run", True) for row in rows
+        ),
     }
 
 
