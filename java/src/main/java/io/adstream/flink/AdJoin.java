@@ -65,13 +65,14 @@ import org.apache.flink.table.types.logical.RowType;
  *
  * <p>State per id, on the heap of the hashmap backend: the events waiting for the watermark (the
  * input row's bytes, a few seconds each, in one list with their number in the entry, so that a
- * timer of an id with none reads only the entry); the earliest impression time seen; from the watermark
- * passing the unique impression until W after it, the impression's fields the joined row needs
- * ({@link #JOINED_FIELDS}, a compact byte array) and whether a click was attributed; then only a
- * marker (an empty array) until the dedup horizon, when an event-time timer clears the id. One
- * event-time timer per id at a time for these steps, plus one per distinct waiting event time.
- * None of this has a processing-time TTL: each access of a state with one also cleans a few
- * entries of it, which cost a quarter of the operator's time; the timers clear it all.
+ * timer of an id with none reads only the entry); the earliest impression time seen; from the
+ * watermark passing the unique impression until W after it, the impression's fields the joined
+ * row needs ({@link #JOINED_FIELDS}, a compact byte array) and whether a click was attributed;
+ * then only a marker (an empty array) until the dedup horizon, when an event-time timer clears
+ * the id. One event-time timer per id at a time for these steps, plus one per distinct waiting
+ * event time. None of this has a processing-time TTL: each access of a state with one also
+ * cleans a few entries of it, which cost a quarter of the operator's time; the timers clear it
+ * all.
  *
  * <p>The final watermark of a drain or of the end of the input emits every waiting result and
  * fires every timer, and no timer can be set after it. What an id knows then moves to {@code
@@ -295,7 +296,7 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
         }
         boolean waitingLeft = impression.waiting != null;
         // Event time, then impressions before clicks (a click matches an impression of the same
-        // time), then arrival (the sort is stable, each list in arrival order).
+        // time), then arrival (the sort is stable, the list in arrival order).
         due.sort(Comparator.comparingLong((Waiting w) -> w.time).thenComparing(w -> !w.impression));
         for (Waiting event : due) {
             if (event.impression) {
@@ -405,7 +406,7 @@ public final class AdJoin extends ProcessTableFunction<RowData> implements Speci
         }
     }
 
-    /** Moves the waiting events at or before {@code now} to {@code due}; returns how many are left. */
+    /** Moves the waiting events at or before {@code now} to {@code due}; returns how many left. */
     private int takeDue(ListView<byte[]> waiting, long now, List<Waiting> due) throws Exception {
         List<byte[]> left = new ArrayList<>();
         for (byte[] bytes : waiting.get()) {
