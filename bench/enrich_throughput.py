@@ -69,14 +69,19 @@ def _env(data_dir: Path, bootstrap: str, tree: Path | None = None) -> dict[str, 
     return env
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tree_arguments(doc: str, output: Path) -> tuple[argparse.Namespace, dict[str, Path]]:
+    """The command line of a benchmark of source trees side by side: its arguments and trees."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=2, help="Rounds (each runs every tree once).")
     parser.add_argument("--tree", type=_tree, action="append", help="LABEL=CHECKOUT")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=output)
     args = parser.parse_args()
-    trees = dict(args.tree or [("this", ROOT)])
+    return args, dict(args.tree or [("this", ROOT)])
+
+
+def main() -> None:
+    args, trees = tree_arguments(__doc__ or "", RESULTS)
     become_subreaper()
     dataset = Dataset(events=args.events, seed=7)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
@@ -125,14 +130,28 @@ def main() -> None:
                         f"{'correct' if verdict.correct else 'WRONG'}"
                         f"{'' if rows == counts else ', row counts differ'}"
                     )
+    write_results(
+        args, "enrich_throughput", dataset, trees, runs, {"join_wall_s": round(joined.wall_s, 1)}
+    )
+
+
+def write_results(
+    args: argparse.Namespace,
+    benchmark: str,
+    dataset: Dataset,
+    trees: dict[str, Path],
+    runs: dict[str, list[dict[str, Any]]],
+    extra: dict[str, Any],
+) -> None:
+    """Write the runs of each tree and their medians to `args.output`; print the medians."""
     medians = {label: _medians(args.events, rows) for label, rows in runs.items()}
     result = {
-        "benchmark": "enrich_throughput",
+        "benchmark": benchmark,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "dataset": dataset.describe(),
         "window_s": WINDOW.total_seconds(),
-        "join_wall_s": round(joined.wall_s, 1),
+        **extra,
         "trees": {label: str(tree) for label, tree in trees.items()},
         "median": medians,
         "runs": runs,

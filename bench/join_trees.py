@@ -16,12 +16,10 @@ replaces this checkout's; the Kafka connector, the Python environments and the b
 checkout's. This checkout runs as it is (its lib/flink, as `make` built it).
 """
 
-import argparse
 import json
 import shutil
 import sys
 import tempfile
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,16 @@ from adstream.events.timestamps import parse_event_time
 from adstream.services.kafka_client import read_topic
 from adstream.settings import Settings
 from adstream.verify import click_revenue, read_source_records
-from compare import log, machine
-from enrich_throughput import ADSTREAM, ROOT, TIMEOUT_S, WINDOW, _env, _medians, _tree
+from compare import log
+from enrich_throughput import (
+    ADSTREAM,
+    ROOT,
+    TIMEOUT_S,
+    WINDOW,
+    _env,
+    tree_arguments,
+    write_results,
+)
 from harness import (
     Dataset,
     Row,
@@ -88,13 +94,7 @@ def _joined_since(settings: Settings, seen: set[tuple[int, int]]) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--runs", type=int, default=2, help="Rounds (each runs every tree once).")
-    parser.add_argument("--tree", type=_tree, action="append", help="LABEL=CHECKOUT")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    trees = dict(args.tree or [("this", ROOT)])
+    args, trees = tree_arguments(__doc__ or "", RESULTS)
     become_subreaper()
     dataset = Dataset(events=args.events, seed=7)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
@@ -135,21 +135,7 @@ def main() -> None:
                         f"peak {usage.peak_rss_bytes / 2**20:,.0f} MiB, "
                         f"{'correct' if verdict.correct else 'WRONG'}"
                     )
-    medians = {label: _medians(args.events, rows) for label, rows in runs.items()}
-    result = {
-        "benchmark": "join_trees",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "dataset": dataset.describe(),
-        "window_s": WINDOW.total_seconds(),
-        "trees": {label: str(tree) for label, tree in trees.items()},
-        "median": medians,
-        "runs": runs,
-    }
-    args.output.parent.mkdir(exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    for label, median in medians.items():
-        print(label, json.dumps(median))
+    write_results(args, "join_trees", dataset, trees, runs, {})
 
 
 if __name__ == "__main__":
